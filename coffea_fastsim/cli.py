@@ -1,0 +1,340 @@
+"""The ``coffea-fastsim`` command: generate, train, run, plot, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from coffea_fastsim import __version__
+
+__all__ = ["main"]
+
+DESCRIPTION = """\
+Analysis-specific deep-learning fast simulation for coffea.
+
+A neural network, trained on GEN+RECO pairs from a detector simulation, turns the W(->mu nu)+jet
+GEN feature vector (muon and jet momenta, log jet mass, MET) into a RECO-like one in microseconds.
+Typical use: generate (or bring) a GEN+RECO sample, train a surrogate on it, then run it on many
+GEN-only events with coffea's processor.Runner, and plot DL vs RECO vs GEN.
+
+  coffea-fastsim demo                       # the whole path on the embedded sample and model
+  coffea-fastsim generate train.root -n 20000
+  coffea-fastsim train train.root -o model.pt
+  coffea-fastsim run gen.root --model model.pt -o results/
+  coffea-fastsim plot results/histograms.coffea -o results/plots
+"""
+
+
+def _add_generate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="simulate W(->mu nu)+jet events with Pythia8 and a detector model",
+        description=(
+            "Generate W(->mu nu)+jet events at 13 TeV with Pythia8, cluster GEN jets with FastJet "
+            "(anti-kt R=0.5), pass them through a detector model and write a NanoAOD-like ROOT "
+            "file (Events tree with GenPart, GenJet, GenMET, Muon, Jet, MET). Needs the "
+            "'generate' extra: pip install 'coffea-fastsim[generate]'."
+        ),
+    )
+    parser.add_argument("output", type=Path, help="ROOT file to write (written atomically)")
+    parser.add_argument(
+        "-n", "--events", type=int, required=True, help="number of Pythia events to generate"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="parallel processes (default: number of cores)"
+    )
+    parser.add_argument(
+        "--pthat-min",
+        type=float,
+        default=20.0,
+        help="minimum pT of the hard W+parton process in GeV",
+    )
+    parser.add_argument("--detector", default="cms-card", help="detector model (default: cms-card)")
+    parser.add_argument(
+        "--gen-only", action="store_true", help="write GEN collections only (no RECO)"
+    )
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train the surrogate on GEN+RECO files",
+        description=(
+            "Train the Gaussian surrogate (two MLPs for the mean and the 84.1%% quantile) on the "
+            "selected events of NanoAOD-like files with GEN and RECO collections. 80%% of the "
+            "events are used for learning (70%% training, 30%% validation), 20%% are held out; "
+            "the held-out agreement (Wasserstein-1 / RECO std per observable) is printed."
+        ),
+    )
+    parser.add_argument("inputs", type=Path, nargs="+", help="GEN+RECO ROOT files")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="model file to write")
+    parser.add_argument(
+        "--epochs", type=int, default=100, help="maximum number of epochs (default: 100)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=128, help="mini-batch size (default: 128)"
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="stop after this many epochs without a better validation loss (default: never)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the splits and the weights")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor",
+        choices=("iterative", "futures", "dask"),
+        default="futures",
+        help="coffea executor (default: futures)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes (futures, dask LocalCluster)"
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="address of an existing dask scheduler, e.g. tcp://host:8786",
+    )
+    parser.add_argument("--chunksize", type=int, default=100_000, help="events per Runner chunk")
+    parser.add_argument(
+        "--inference-chunk-size", type=int, default=65536, help="events per surrogate evaluation"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the per-event DL noise")
+    parser.add_argument("--no-dataset", action="store_true", help="do not write the DL dataset")
+
+
+def _add_run(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the surrogate on GEN (or GEN+RECO) files with coffea's Runner",
+        description=(
+            "Run FastSimProcessor over NanoAOD-like files: select W+jet events at GEN level, "
+            "evaluate the surrogate, fill GEN/DL(/RECO) histograms (saved as histograms.coffea, "
+            "read with coffea.util.load) and write the DL dataset (Parquet, one file per chunk)."
+        ),
+    )
+    parser.add_argument("inputs", type=Path, nargs="+", help="NanoAOD-like ROOT files")
+    parser.add_argument("--model", type=Path, required=True, help="surrogate model file")
+    parser.add_argument(
+        "-o", "--output-dir", type=Path, required=True, help="directory for the outputs"
+    )
+    parser.add_argument("--dataset", default="events", help="dataset name used as the output key")
+    _add_run_options(parser)
+
+
+def _add_plot(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plot",
+        help="plot DL vs RECO vs GEN from a histograms.coffea file",
+        description=(
+            "Draw each observable (GEN, RECO, DL, unit-normalized) with a DL/RECO ratio panel, "
+            "and the relative residuals (x - x_GEN)/x_GEN of DL and RECO, as PNG and PDF."
+        ),
+    )
+    parser.add_argument("histograms", type=Path, help="histograms.coffea written by 'run'")
+    parser.add_argument(
+        "-o", "--output-dir", type=Path, required=True, help="directory for the figures"
+    )
+    parser.add_argument("--dataset", default=None, help="dataset to plot (default: the first one)")
+
+
+def _add_demo(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="the whole path on the embedded sample and model (about a minute)",
+        description=(
+            "Run the surrogate shipped in data/ on the embedded GEN+RECO sample with coffea's "
+            "Runner, write histograms, plots and the DL dataset, and print where they are."
+        ),
+    )
+    parser.add_argument(
+        "-o",
+        "--output-dir",
+        type=Path,
+        default=Path("fastsim-demo"),
+        help="default: ./fastsim-demo",
+    )
+    _add_run_options(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``coffea-fastsim`` command."""
+    parser = argparse.ArgumentParser(
+        prog="coffea-fastsim",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_generate, _add_train, _add_run, _add_plot, _add_demo):
+        add(subparsers)
+    return parser
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from coffea_fastsim.generation import GenerationConfig, generate_sample
+
+    config = GenerationConfig(
+        n_events=args.events,
+        seed=args.seed,
+        pthat_min=args.pthat_min,
+        n_workers=args.workers,
+        detector=args.detector,
+        include_reco=not args.gen_only,
+    )
+    summary = generate_sample(args.output, config)
+    print(
+        f"wrote {summary.n_events} events to {summary.path} "
+        f"in {summary.wall_seconds:.1f} s ({summary.events_per_second:.0f} events/s)"
+    )
+
+
+def _train(args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+
+    from coffea_fastsim.metrics import agreement_table
+    from coffea_fastsim.model_io import save_model
+    from coffea_fastsim.noise import event_noise
+    from coffea_fastsim.reading import feature_pairs
+    from coffea_fastsim.training import TrainingConfig, train_surrogate
+
+    gen, reco = feature_pairs(args.inputs)
+    print(f"{len(gen)} selected events with a matched RECO muon and jet")
+    config = TrainingConfig(
+        epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed
+    )
+    result = train_surrogate(gen, reco, config)
+    test = result.split.test
+    ids = np.arange(len(test), dtype=np.uint64)
+    noise = event_noise(args.seed, ids * 0, ids * 0, ids)
+    with torch.inference_mode():
+        dl = result.model(
+            torch.as_tensor(gen[test], dtype=torch.float32), torch.as_tensor(noise)
+        ).numpy()
+    agreement = agreement_table(dl, reco[test])
+    metadata = {
+        **result.metadata(),
+        "sources": [str(path) for path in args.inputs],
+        "heldout_w1_over_sigma": agreement,
+    }
+    save_model(result.model, args.output, metadata)
+    print(
+        f"best epoch {result.best_epoch} of {len(result.history.train_loss)} "
+        f"({result.seconds:.0f} s)"
+    )
+    print(f"held-out agreement, {len(test)} events: Wasserstein-1 / RECO std (0 = identical)")
+    for name, value in agreement.items():
+        print(f"  {name:14s} {value:.4f}")
+    print(f"model written to {args.output}")
+
+
+def _run_and_save(
+    args: argparse.Namespace, inputs: Sequence[Path], model: Path, dataset: str
+) -> Path:
+    from coffea.util import save
+
+    from coffea_fastsim.processor import FastSimConfig, FastSimProcessor
+    from coffea_fastsim.runner import make_fileset, run_processor
+    from processors.wjets import WJetsProcessor
+
+    fileset = make_fileset(inputs, dataset)
+    config = FastSimConfig(
+        model=model,
+        chunk_size=args.inference_chunk_size,
+        device=args.device,
+        seed=args.seed,
+        output_dir=None if args.no_dataset else args.output_dir / "dataset",
+    )
+    processor_class: type[FastSimProcessor] = WJetsProcessor
+    start = time.perf_counter()
+    output = run_processor(
+        fileset,
+        processor_class(config),
+        executor=args.executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        chunksize=args.chunksize,
+    )
+    elapsed = time.perf_counter() - start
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    histogram_path = args.output_dir / "histograms.coffea"
+    temporary = histogram_path.with_suffix(".coffea.tmp")
+    save(output, temporary)
+    temporary.replace(histogram_path)
+    for name, result in output.items():
+        cutflow = result["cutflow"]
+        print(
+            f"[{name}] {cutflow['input']} events read, {cutflow['gen_selected']} pass the GEN "
+            f"selection, {cutflow['reco_matched']} have a matched RECO muon and jet "
+            f"({elapsed:.1f} s, {cutflow['input'] / max(elapsed, 1e-9):.0f} events/s)"
+        )
+    return histogram_path
+
+
+def _run(args: argparse.Namespace) -> None:
+    histogram_path = _run_and_save(args, args.inputs, args.model, args.dataset)
+    print(f"histograms: {histogram_path}")
+    if not args.no_dataset:
+        print(f"DL dataset: {args.output_dir / 'dataset' / args.dataset}")
+
+
+def _plot_file(histogram_path: Path, output_dir: Path, dataset: str | None) -> list[Path]:
+    from coffea.util import load
+
+    from coffea_fastsim.plotting import plot_all
+
+    output = load(histogram_path)
+    if not output:
+        raise ValueError(f"{histogram_path} holds no dataset")
+    dataset = dataset or next(iter(output))
+    if dataset not in output:
+        raise ValueError(f"dataset {dataset!r} not in {histogram_path}; it has {', '.join(output)}")
+    return plot_all(output[dataset]["histograms"], output_dir)
+
+
+def _plot(args: argparse.Namespace) -> None:
+    written = _plot_file(args.histograms, args.output_dir, args.dataset)
+    print(f"wrote {len(written)} figures to {args.output_dir}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from coffea_fastsim.embedded import embedded_model, embedded_sample
+
+    histogram_path = _run_and_save(args, [embedded_sample()], embedded_model(), "wjets")
+    plots = args.output_dir / "plots"
+    written = _plot_file(histogram_path, plots, "wjets")
+    print("demo outputs:")
+    print(f"  histograms (coffea.util.load): {histogram_path}")
+    print(f"  plots ({len(written)} PNG/PDF files): {plots}")
+    if not args.no_dataset:
+        print(f"  DL dataset (Parquet): {args.output_dir / 'dataset' / 'wjets'}")
+
+
+COMMANDS = {"generate": _generate, "train": _train, "run": _run, "plot": _plot, "demo": _demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``coffea-fastsim`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        print(f"coffea-fastsim {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The inference engine: GEN features and event identities in, RECO-like features out.
+
+Follows ``coffea.ml_tools.torch_wrapper``: the engine holds the model path, not the model;
+each process loads the model on first use, and pickling drops the loaded module and the
+resolved device, so an engine can be shipped to dask workers (which may have a GPU while
+the client has none).
+
+Reproducibility: the noise of an event depends only on (seed, run, luminosity block,
+event), see ``coffea_fastsim.noise``. The network always runs on blocks of exactly
+``EVALUATION_BLOCK`` rows (the last block of a chunk padded with zeros), because a CPU
+matrix product can round differently for different numbers of rows; with a fixed block
+size the output of an event is bitwise the same whatever ``chunk_size`` or the event's
+position in the input, on the same machine and torch thread count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from coffea_fastsim.model import as_feature_array, resolve_device
+from coffea_fastsim.model_io import LoadedModel, load_model
+from coffea_fastsim.noise import event_noise
+from coffea_fastsim.observables import FEATURE_NAMES
+
+__all__ = ["EVALUATION_BLOCK", "SurrogateEngine"]
+
+#: Rows per network evaluation; fixed so that results do not depend on chunking.
+EVALUATION_BLOCK = 1024
+
+
+def _evaluate_blocks(module: nn.Module, x_gen: Tensor, eps: Tensor) -> Tensor:
+    """Run ``module(x_gen, eps)`` in zero-padded blocks of ``EVALUATION_BLOCK`` rows."""
+    n_rows = len(x_gen)
+    n_padded = -(-n_rows // EVALUATION_BLOCK) * EVALUATION_BLOCK
+    padded_gen = x_gen.new_zeros((n_padded, x_gen.shape[1]))
+    padded_eps = eps.new_zeros((n_padded, eps.shape[1]))
+    padded_gen[:n_rows] = x_gen
+    padded_eps[:n_rows] = eps
+    out = torch.empty_like(padded_gen)
+    for start in range(0, n_padded, EVALUATION_BLOCK):
+        block = slice(start, start + EVALUATION_BLOCK)
+        out[block] = module(padded_gen[block], padded_eps[block])
+    return out[:n_rows]
+
+
+class SurrogateEngine:
+    """Sample RECO-like features from a saved surrogate, reproducibly per event.
+
+    Arguments:
+        model_path: model file written by ``model_io.save_model``.
+        chunk_size: events moved to the device and evaluated at once (bounds memory).
+        device: "auto" (CUDA when present on the process that evaluates), "cpu", "cuda"
+            or "cuda:N".
+        seed: seed of the per-event noise, an integer in [0, 2**64).
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        chunk_size: int = 65536,
+        device: str = "auto",
+        seed: int = 0,
+    ) -> None:
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
+            raise TypeError(f"chunk_size must be an integer, got {type(chunk_size).__name__}")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+        if not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        if not isinstance(device, str):
+            raise TypeError(f"device must be a string, got {type(device).__name__}")
+        try:
+            resolve_device(device)
+        except ValueError as err:
+            raise ValueError(f"device: {err}") from err
+        self.model_path = Path(model_path)
+        self.chunk_size = int(chunk_size)
+        self.device_request = device
+        self.seed = int(seed)
+        self._device: torch.device | None = None
+        self._loaded: LoadedModel | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the configuration only; the model is reloaded where it is used."""
+        state = self.__dict__.copy()
+        state["_device"] = None
+        state["_loaded"] = None
+        return state
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device of this process, resolved on first use."""
+        if self._device is None:
+            self._device = resolve_device(self.device_request)
+        return self._device
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The model and its metadata, loaded and checked on first use."""
+        if self._loaded is None:
+            self._loaded = load_model(
+                self.model_path, expected_features=FEATURE_NAMES, map_location=self.device
+            )
+        return self._loaded
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """Metadata of the model file (loads the model)."""
+        return self.loaded.metadata
+
+    def predict(
+        self,
+        gen_features: np.ndarray,
+        run: np.ndarray,
+        luminosity_block: np.ndarray,
+        event: np.ndarray,
+    ) -> np.ndarray:
+        """RECO-like features x_DL = mu + sigma * eps of each event.
+
+        Arguments:
+            gen_features: GEN features, shape (n_events, 9), physical units, order of
+                ``FEATURE_NAMES``.
+            run, luminosity_block, event: event identity, each shape (n_events,), integers.
+
+        Returns:
+            x_DL, shape (n_events, 9), float32, physical units; (0, 9) for no events.
+
+        Raises:
+            ValueError: wrong shapes, or rows with NaN or infinite GEN features (the
+                message gives their number; such events must be removed before).
+        """
+        gen = as_feature_array(gen_features, "gen_features", len(FEATURE_NAMES))
+        n_events = len(gen)
+        run, luminosity_block, event = (np.asarray(a) for a in (run, luminosity_block, event))
+        for name, ids in (("run", run), ("luminosity_block", luminosity_block), ("event", event)):
+            if ids.shape != (n_events,):
+                raise ValueError(f"{name} must have shape ({n_events},), got {ids.shape}")
+        output = np.empty((n_events, len(FEATURE_NAMES)), dtype=np.float32)
+        if n_events == 0:
+            return output
+        module = self.loaded.module
+        # The plain interpreter runs the same kernels on every call; the profiling executor
+        # would switch to a re-optimized graph after a few calls.
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
+            for start in range(0, n_events, self.chunk_size):
+                chunk = slice(start, start + self.chunk_size)
+                eps = event_noise(
+                    self.seed, run[chunk], luminosity_block[chunk], event[chunk], gen.shape[1]
+                )
+                x_gen = torch.from_numpy(gen[chunk].astype(np.float32)).to(self.device)
+                x_dl = _evaluate_blocks(module, x_gen, torch.from_numpy(eps).to(self.device))
+                output[chunk] = x_dl.cpu().numpy()
+        return output

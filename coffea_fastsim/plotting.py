@@ -1,0 +1,97 @@
+"""Figures in the style of the reference study: distributions with a DL/RECO ratio panel,
+and relative residuals of DL and RECO with their ratio, as PNG and PDF.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import hist
+import matplotlib as mpl
+
+mpl.use("Agg")
+import matplotlib.pyplot as plt
+import mplhep
+import numpy as np
+
+from coffea_fastsim.histograms import RESIDUAL_PREFIX
+from coffea_fastsim.observables import OBSERVABLE_NAMES
+
+__all__ = ["plot_all", "plot_comparison"]
+
+STYLES = {
+    "gen": {"color": "0.45", "linestyle": "--", "label": "GEN"},
+    "reco": {"color": "tab:blue", "linestyle": "-", "label": "RECO (detector)"},
+    "dl": {"color": "tab:red", "linestyle": "-", "label": "DL (surrogate)"},
+}
+FORMATS: tuple[str, ...] = ("png", "pdf")
+
+
+def _normalized_ratio(
+    numerator: np.ndarray, denominator: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ratio of two count arrays after normalizing each to unit sum, with its Poisson error."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (numerator / numerator.sum()) / (denominator / denominator.sum())
+        error = ratio * np.sqrt(1.0 / numerator + 1.0 / denominator)
+    return ratio, error
+
+
+def plot_comparison(histogram: hist.Hist, samples: tuple[str, ...], output: Path) -> list[Path]:
+    """Plot ``samples`` of a histogram with a ``source`` axis, unit-normalized, with DL/RECO ratio.
+
+    Returns:
+        The written files (one per format).
+    """
+    axis = histogram.axes[1]
+    available = [s for s in samples if s in histogram.axes["source"] and histogram[s, :].sum() > 0]
+    fig, (main, lower) = plt.subplots(
+        2, 1, figsize=(6, 6), sharex=True, gridspec_kw={"height_ratios": (3, 1), "hspace": 0.05}
+    )
+    counts = {s: histogram[s, :].values() for s in available}
+    for sample in available:
+        total = counts[sample].sum()
+        density = counts[sample] / total / axis.widths
+        error = np.sqrt(counts[sample]) / total / axis.widths
+        mplhep.histplot(density, axis.edges, yerr=error, ax=main, histtype="step", **STYLES[sample])
+    main.set_ylabel("normalized entries / bin width")
+    main.legend(fontsize="small")
+    if "dl" in counts and "reco" in counts:
+        ratio, ratio_error = _normalized_ratio(counts["dl"], counts["reco"])
+        lower.errorbar(axis.centers, ratio, yerr=ratio_error, fmt="o", markersize=3, color="black")
+    lower.axhline(1.0, color="0.5", linewidth=1)
+    lower.set_ylim(0.5, 1.5)
+    lower.set_ylabel("DL / RECO")
+    lower.set_xlabel(axis.label)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for extension in FORMATS:
+        path = output.with_suffix(f".{extension}")
+        fig.savefig(path, bbox_inches="tight")
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def plot_all(histograms: Mapping[str, hist.Hist], output_dir: str | os.PathLike) -> list[Path]:
+    """Distribution and residual figures of every observable in ``histograms``.
+
+    Returns:
+        The written files.
+    """
+    output_dir = Path(output_dir)
+    written: list[Path] = []
+    with plt.style.context(mplhep.style.CMS):
+        for name in OBSERVABLE_NAMES:
+            if name in histograms:
+                written += plot_comparison(
+                    histograms[name], ("gen", "reco", "dl"), output_dir / name
+                )
+            residual = f"{RESIDUAL_PREFIX}{name}"
+            if residual in histograms:
+                written += plot_comparison(
+                    histograms[residual], ("reco", "dl"), output_dir / residual
+                )
+    return written

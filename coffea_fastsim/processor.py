@@ -1,0 +1,139 @@
+"""FastSimProcessor: the coffea processor that runs the surrogate on GEN events.
+
+For each chunk of events it applies the W+jet GEN selection, evaluates the surrogate on the
+GEN feature vectors (DL = RECO-like features), fills histograms of GEN, DL and (when the
+input has RECO collections) RECO, and optionally writes the DL dataset.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+from coffea import processor
+
+from coffea_fastsim.dataset import chunk_file_name, write_chunk
+from coffea_fastsim.features import (
+    EventFeatures,
+    Selection,
+    build_features,
+    observables_of,
+)
+from coffea_fastsim.histograms import fill_observables, fill_residuals, make_histograms
+from coffea_fastsim.inference import SurrogateEngine
+
+__all__ = ["FastSimConfig", "FastSimProcessor"]
+
+
+@dataclass(frozen=True)
+class FastSimConfig:
+    """Configuration of :class:`FastSimProcessor`.
+
+    Arguments:
+        model: path of the surrogate model file.
+        chunk_size: events per surrogate evaluation (memory bound, not the Runner's chunk).
+        device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        seed: seed of the per-event noise; with the event identity it fixes every DL value.
+        output_dir: where to write the DL dataset (one Parquet file per chunk); None: no dataset.
+        selection: the W+jet selection cuts.
+    """
+
+    model: str | os.PathLike
+    chunk_size: int = 65536
+    device: str = "auto"
+    seed: int = 0
+    output_dir: str | os.PathLike | None = None
+    selection: Selection = field(default_factory=Selection)
+
+
+class FastSimProcessor(processor.ProcessorABC):
+    """Fill GEN / DL / RECO histograms and write the DL dataset, chunk by chunk.
+
+    The output of :meth:`process` is ``{dataset: {"histograms": {...}, "cutflow": {...},
+    "dataset_files": [...]}}``; histograms are ``hist.Hist`` with a ``source`` axis.
+    The model is loaded lazily once per worker and never pickled with the processor.
+    """
+
+    def __init__(self, config: FastSimConfig) -> None:
+        self.config = config
+        self.engine = SurrogateEngine(
+            config.model, chunk_size=config.chunk_size, device=config.device, seed=config.seed
+        )
+        # Load once here so that a missing or mismatched model fails before any chunk is sent;
+        # the engine reloads it lazily on each worker.
+        _ = self.engine.metadata
+
+    def analyze(self, observables: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+        """Analysis-specific additions to a chunk's output; ``observables[sample][name]`` (n,).
+
+        Subclasses override this (see ``processors/wjets.py``); the default adds nothing.
+        """
+        return {}
+
+    def process(self, events: ak.Array) -> dict[str, Any]:
+        metadata = getattr(events, "metadata", None) or {}
+        dataset = metadata.get("dataset", "events")
+        features = build_features(events, self.config.selection)
+        dl = self.engine.predict(
+            features.gen, features.run, features.luminosity_block, features.event
+        )
+
+        histograms = make_histograms()
+        observables = {
+            "gen": observables_of(features.gen),
+            "dl": observables_of(dl.astype(np.float64)),
+        }
+        fill_observables(histograms, "gen", observables["gen"])
+        fill_observables(histograms, "dl", observables["dl"])
+        fill_residuals(histograms, "dl", observables["dl"], observables["gen"])
+        if features.has_reco:
+            valid = features.reco_valid
+            reco = observables_of(features.reco[valid])
+            gen_of_valid = {name: values[valid] for name, values in observables["gen"].items()}
+            fill_observables(histograms, "reco", reco)
+            fill_residuals(histograms, "reco", reco, gen_of_valid)
+            observables["reco"] = reco
+
+        cutflow = {
+            "input": features.n_input,
+            "gen_selected": len(features),
+            "reco_matched": int(features.reco_valid.sum()),
+        }
+        dataset_files = []
+        if self.config.output_dir is not None:
+            dataset_files.append(
+                self._write_dataset(features, observables["dl"], metadata, dataset)
+            )
+        output = {"histograms": histograms, "cutflow": cutflow, "dataset_files": dataset_files}
+        output.update(self.analyze(observables))
+        return {dataset: output}
+
+    def _write_dataset(
+        self,
+        features: EventFeatures,
+        dl_observables: dict[str, np.ndarray],
+        metadata: dict[str, Any],
+        dataset: str,
+    ) -> str:
+        file_id = str(
+            metadata.get("fileuuid") or Path(str(metadata.get("filename", "events"))).stem
+        )
+        start = int(metadata.get("entrystart", 0))
+        stop = int(metadata.get("entrystop", start + features.n_input))
+        columns: dict[str, np.ndarray] = {
+            "run": features.run,
+            "luminosityBlock": features.luminosity_block,
+            "event": features.event,
+        }
+        columns.update({name: values.astype(np.float32) for name, values in dl_observables.items()})
+        directory = Path(self.config.output_dir) / dataset  # type: ignore[arg-type]
+        return str(write_chunk(directory, chunk_file_name(file_id, start, stop), columns))
+
+    def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
+        for output in accumulator.values():
+            output["dataset_files"] = sorted(output["dataset_files"])
+        return accumulator

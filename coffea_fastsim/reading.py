@@ -1,0 +1,85 @@
+"""Reading NanoAOD-like files into events and feature pairs, with errors that name the file."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import uproot
+from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+
+from coffea_fastsim.features import EventFeatures, Selection, build_features
+
+__all__ = ["InputFileError", "check_input_file", "feature_pairs", "open_events", "read_features"]
+
+TREE_NAME = "Events"
+
+
+class InputFileError(ValueError):
+    """An input file is missing, unreadable, or lacks the Events tree or needed branches."""
+
+
+def check_input_file(path: str | os.PathLike) -> None:
+    """Raise :class:`InputFileError` unless ``path`` is a readable ROOT file with an Events tree."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"input file not found: {path}")
+    try:
+        with uproot.open(path) as file:
+            if TREE_NAME not in file:
+                keys = ", ".join(file.keys(recursive=False)) or "none"
+                raise InputFileError(f"{path} has no '{TREE_NAME}' tree (keys: {keys})")
+    except InputFileError:
+        raise
+    except Exception as error:
+        raise InputFileError(f"{path} is not a readable ROOT file: {error}") from error
+
+
+def open_events(path: str | os.PathLike) -> ak.Array:
+    """All events of one NanoAOD-like file as eager coffea NanoEvents (NanoAODSchema)."""
+    path = Path(path)
+    check_input_file(path)
+    with warnings.catch_warnings():
+        # Real NanoAOD files reference collections that are not stored (e.g. FatJet subjets).
+        warnings.filterwarnings(
+            "ignore", message="Missing cross-reference", category=RuntimeWarning
+        )
+        return NanoEventsFactory.from_root(
+            {str(path): TREE_NAME}, schemaclass=NanoAODSchema, mode="eager"
+        ).events()
+
+
+def read_features(path: str | os.PathLike, selection: Selection | None = None) -> EventFeatures:
+    """GEN (and RECO) feature vectors of the selected events of one file."""
+    events = open_events(path)
+    try:
+        return build_features(events, selection)
+    except KeyError as error:
+        raise InputFileError(f"{path}: {error.args[0]}") from error
+
+
+def feature_pairs(
+    paths: Iterable[str | os.PathLike] | Sequence[str | os.PathLike],
+    selection: Selection | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """GEN and RECO feature vectors, shape (n, 9) each, of events with a valid RECO match.
+
+    Raises:
+        InputFileError: a file has no RECO collections, or no file has a valid pair.
+    """
+    gen_parts, reco_parts = [], []
+    for path in paths:
+        features = read_features(path, selection)
+        if not features.has_reco:
+            raise InputFileError(
+                f"{path} has no RECO collections (Muon, Jet, MET): cannot train on it"
+            )
+        gen_parts.append(features.gen[features.reco_valid])
+        reco_parts.append(features.reco[features.reco_valid])  # type: ignore[index]
+    if not gen_parts or sum(len(g) for g in gen_parts) == 0:
+        raise InputFileError("no selected events with a matched RECO muon and jet in the inputs")
+    return np.concatenate(gen_parts), np.concatenate(reco_parts)

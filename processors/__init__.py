@@ -1,0 +1,1 @@
+"""Analysis processors built on coffea-fastsim."""

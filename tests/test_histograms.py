@@ -1,0 +1,82 @@
+"""Histogram definitions, filling, and the atomic DL dataset writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coffea_fastsim.dataset import chunk_file_name, read_dataset, write_chunk
+from coffea_fastsim.histograms import (
+    RESIDUAL_PREFIX,
+    SAMPLES,
+    fill_observables,
+    fill_residuals,
+    make_histograms,
+    relative_residual,
+)
+from coffea_fastsim.observables import OBSERVABLE_NAMES
+
+
+def test_one_histogram_per_observable_and_residual():
+    histograms = make_histograms()
+    assert set(histograms) == set(OBSERVABLE_NAMES) | {
+        f"{RESIDUAL_PREFIX}{n}" for n in OBSERVABLE_NAMES
+    }
+    for name in OBSERVABLE_NAMES:
+        assert list(histograms[name].axes["source"]) == list(SAMPLES)
+        assert histograms[name].axes[1].name == name
+
+
+def test_non_finite_values_are_not_filled():
+    histograms = make_histograms()
+    fill_observables(histograms, "dl", {"muon_pt": np.array([30.0, np.nan, np.inf, 50.0])})
+    assert histograms["muon_pt"]["dl", :].sum(flow=True) == 2
+    assert histograms["muon_pt"]["gen", :].sum(flow=True) == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "reference", "expected"), [(110.0, 100.0, 0.1), (-0.5, -1.0, -0.5)]
+)
+def test_relative_residual(value, reference, expected):
+    assert relative_residual(np.array([value]), np.array([reference]))[0] == pytest.approx(expected)
+
+
+def test_residuals_are_filled_in_the_right_bin():
+    histograms = make_histograms()
+    fill_residuals(histograms, "reco", {"met": np.array([110.0])}, {"met": np.array([100.0])})
+    h = histograms[f"{RESIDUAL_PREFIX}met"]["reco", :]
+    assert h.values()[h.axes[0].index(0.1)] == 1
+
+
+def test_dataset_chunks_are_written_atomically_and_read_back(tmp_path):
+    name_a = chunk_file_name("1234-abcd", 0, 10)
+    name_b = chunk_file_name("1234-abcd", 10, 20)
+    write_chunk(tmp_path, name_b, {"event": np.array([11, 12], dtype=np.uint64), "x": np.ones(2)})
+    write_chunk(tmp_path, name_a, {"event": np.array([1], dtype=np.uint64), "x": np.zeros(1)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name_a, name_b])
+    data = read_dataset(tmp_path)
+    assert data["event"].tolist() == [1, 11, 12]
+
+
+def test_interrupted_write_leaves_previous_file_intact(tmp_path, monkeypatch):
+    name = chunk_file_name("file", 0, 2)
+    write_chunk(tmp_path, name, {"event": np.array([1, 2], dtype=np.uint64)})
+
+    def write_half_then_fail(array, path, **kwargs):
+        with Path(path).open("wb") as partial:
+            partial.write(b"PAR1 partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("coffea_fastsim.dataset.ak.to_parquet", write_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_chunk(tmp_path, name, {"event": np.array([7, 8, 9], dtype=np.uint64)})
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    monkeypatch.undo()
+    assert read_dataset(tmp_path)["event"].tolist() == [1, 2]
+
+
+def test_reading_an_empty_dataset_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no DL dataset files"):
+        read_dataset(tmp_path)

@@ -1,0 +1,190 @@
+"""The inference engine: chunking invariance, pickling, input checks, and the sampled spread."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from coffea_fastsim.inference import EVALUATION_BLOCK, SurrogateEngine
+from coffea_fastsim.model import GaussianSurrogate
+from coffea_fastsim.model_io import ModelFormatError, save_model
+
+N_EVENTS = 2500
+PROVENANCE = {"sample_hash": "sha256:0", "training_config": {}, "best_epoch": 0}
+# Standardized outputs of the constant-head model: mu_z = 0.5, q_z = -0.25, so sigma_z = 0.75.
+MU_Z, Q_Z = 0.5, -0.25
+
+
+def _model(constant_heads: bool) -> GaussianSurrogate:
+    torch.manual_seed(3)
+    model = GaussianSurrogate(
+        gen_mean=torch.linspace(-5.0, 5.0, 9),
+        gen_std=torch.linspace(1.0, 50.0, 9),
+        reco_mean=torch.linspace(5.0, -5.0, 9),
+        reco_std=torch.linspace(2.0, 60.0, 9),
+    )
+    if constant_heads:
+        with torch.no_grad():
+            for net, value in ((model.mean_net, MU_Z), (model.quantile_net, Q_Z)):
+                net[-1].weight.zero_()
+                net[-1].bias.fill_(value)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_model(_model(False), tmp_path_factory.mktemp("model") / "m.pt", PROVENANCE)
+
+
+@pytest.fixture(scope="module")
+def events() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(5)
+    return {
+        "gen_features": rng.normal(size=(N_EVENTS, 9)) * 40.0,
+        "run": np.full(N_EVENTS, 1, np.uint32),
+        "luminosity_block": rng.integers(1, 100, N_EVENTS).astype(np.uint32),
+        "event": rng.permutation(10 * N_EVENTS)[:N_EVENTS].astype(np.uint64),
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(model_file: Path, events: dict[str, np.ndarray]) -> np.ndarray:
+    return SurrogateEngine(model_file, device="cpu").predict(**events)
+
+
+def _subset(events: dict[str, np.ndarray], rows: slice | np.ndarray) -> dict[str, np.ndarray]:
+    return {key: value[rows] for key, value in events.items()}
+
+
+@pytest.mark.parametrize(
+    ("chunk_size", "n_rows"),
+    [(1, 30), (7, 210), (1000, N_EVENTS), (EVALUATION_BLOCK + 1, N_EVENTS), (N_EVENTS, N_EVENTS)],
+)
+def test_output_does_not_depend_on_chunk_size(
+    model_file: Path,
+    events: dict[str, np.ndarray],
+    reference: np.ndarray,
+    chunk_size: int,
+    n_rows: int,
+) -> None:
+    engine = SurrogateEngine(model_file, chunk_size=chunk_size, device="cpu")
+    rows = slice(0, n_rows)
+    np.testing.assert_array_equal(engine.predict(**_subset(events, rows)), reference[rows])
+
+
+@pytest.mark.parametrize("shift", [1, 7, 1000])
+def test_output_does_not_depend_on_position(
+    model_file: Path, events: dict[str, np.ndarray], reference: np.ndarray, shift: int
+) -> None:
+    engine = SurrogateEngine(model_file, device="cpu")
+    np.testing.assert_array_equal(
+        engine.predict(**_subset(events, slice(shift, None))), reference[shift:]
+    )
+    order = np.random.default_rng(shift).permutation(N_EVENTS)
+    np.testing.assert_array_equal(engine.predict(**_subset(events, order)), reference[order])
+
+
+def test_repeated_calls_agree(
+    model_file: Path, events: dict[str, np.ndarray], reference: np.ndarray
+) -> None:
+    engine = SurrogateEngine(model_file, device="cpu")
+    for _ in range(4):
+        np.testing.assert_array_equal(engine.predict(**events), reference)
+
+
+def test_output_follows_the_model(tmp_path: Path, events: dict[str, np.ndarray]) -> None:
+    """With constant heads, x_DL ~ N(mu, sigma) with the de-standardized mu and sigma."""
+    model = _model(True)
+    engine = SurrogateEngine(save_model(model, tmp_path / "c.pt", PROVENANCE), device="cpu")
+    sample = engine.predict(**events).astype(np.float64)
+    mu = (MU_Z * model.reco_std + model.reco_mean).double().numpy()
+    sigma = ((MU_Z - Q_Z) * model.reco_std).double().numpy()
+    assert sample.dtype == np.float64
+    np.testing.assert_allclose(sample.mean(axis=0), mu, atol=0.1 * sigma.max())
+    np.testing.assert_allclose(sample.std(axis=0) / sigma, 1.0, atol=0.05)
+
+
+def test_seed_changes_the_sample(
+    model_file: Path, events: dict[str, np.ndarray], reference: np.ndarray
+) -> None:
+    other = SurrogateEngine(model_file, device="cpu", seed=1).predict(**events)
+    assert not np.any(other == reference)
+
+
+def test_engine_pickles_without_the_module(
+    model_file: Path, events: dict[str, np.ndarray], reference: np.ndarray
+) -> None:
+    engine = SurrogateEngine(model_file, device="cpu")
+    engine.predict(**_subset(events, slice(0, 10)))
+    payload = pickle.dumps(engine)
+    assert len(payload) < 1000
+    restored = pickle.loads(payload)
+    assert restored._loaded is None
+    assert restored._device is None
+    np.testing.assert_array_equal(restored.predict(**events), reference)
+    assert engine._loaded is not None
+
+
+def test_metadata_and_device(model_file: Path) -> None:
+    engine = SurrogateEngine(model_file, device="cpu")
+    assert engine.device == torch.device("cpu")
+    assert engine.metadata["model_family"] == "gaussian"
+
+
+def test_empty_input(model_file: Path) -> None:
+    empty = np.array([], dtype=np.uint64)
+    output = SurrogateEngine(model_file).predict(np.empty((0, 9)), empty, empty, empty)
+    assert output.shape == (0, 9)
+    assert output.dtype == np.float32
+
+
+def test_non_finite_rows_are_refused(model_file: Path, events: dict[str, np.ndarray]) -> None:
+    bad = _subset(events, slice(0, 20))
+    bad["gen_features"] = bad["gen_features"].copy()
+    bad["gen_features"][[1, 4], 2] = np.inf
+    with pytest.raises(ValueError, match="gen_features has 2 of 20 rows"):
+        SurrogateEngine(model_file).predict(**bad)
+
+
+@pytest.mark.parametrize("name", ["run", "luminosity_block", "event"])
+def test_identity_length_is_checked(
+    model_file: Path, events: dict[str, np.ndarray], name: str
+) -> None:
+    bad = _subset(events, slice(0, 20))
+    bad[name] = bad[name][:19]
+    with pytest.raises(ValueError, match=rf"{name} must have shape \(20,\)"):
+        SurrogateEngine(model_file).predict(**bad)
+
+
+def test_missing_model_is_reported_on_first_use(
+    tmp_path: Path, events: dict[str, np.ndarray]
+) -> None:
+    engine = SurrogateEngine(tmp_path / "absent.pt")
+    with pytest.raises(ModelFormatError, match=r"absent\.pt: no such model file"):
+        engine.predict(**_subset(events, slice(0, 5)))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"chunk_size": 0}, ValueError, "chunk_size must be positive"),
+        ({"chunk_size": 1.5}, TypeError, "chunk_size must be an integer"),
+        ({"chunk_size": True}, TypeError, "chunk_size must be an integer"),
+        ({"device": "gpu"}, ValueError, "device: device must be"),
+        ({"device": "cuda:x"}, ValueError, "device: device must be"),
+        ({"seed": -1}, ValueError, "seed must be in"),
+    ],
+)
+def test_invalid_arguments(arguments: dict, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        SurrogateEngine("m.pt", **arguments)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_refused() -> None:
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        SurrogateEngine("m.pt", device="cuda")

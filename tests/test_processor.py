@@ -1,0 +1,133 @@
+"""FastSimProcessor under coffea's Runner: executors, chunking, real NanoAOD, outputs."""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+
+from coffea_fastsim.dataset import read_dataset
+from coffea_fastsim.features import observables_of
+from coffea_fastsim.inference import SurrogateEngine
+from coffea_fastsim.observables import OBSERVABLE_NAMES
+from coffea_fastsim.processor import FastSimConfig, FastSimProcessor
+from coffea_fastsim.reading import read_features
+from coffea_fastsim.runner import make_fileset, run_processor
+from processors.wjets import WJetsProcessor
+
+
+def run(
+    sample, model, tmp_path, executor="iterative", chunksize=250, processor_class=FastSimProcessor
+):
+    config = FastSimConfig(model=model, chunk_size=64, seed=3, output_dir=tmp_path / "dataset")
+    output = run_processor(
+        make_fileset([sample], "wjets"),
+        processor_class(config),
+        executor=executor,
+        workers=2,
+        chunksize=chunksize,
+        status=False,
+    )
+    return output["wjets"]
+
+
+def histogram_contents(result):
+    return {name: h.view(flow=True).copy() for name, h in result["histograms"].items()}
+
+
+@pytest.fixture(scope="module")
+def reference(wjets_sample, trained_model, tmp_path_factory):
+    """The iterative run with one chunk per 250 events."""
+    return run(wjets_sample, trained_model, tmp_path_factory.mktemp("reference"))
+
+
+def assert_same_histograms(result, reference):
+    contents, expected = histogram_contents(result), histogram_contents(reference)
+    assert contents.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_array_equal(contents[name], expected[name], err_msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["futures", "dask"])
+def test_executors_give_identical_histograms(
+    executor, wjets_sample, trained_model, reference, tmp_path
+):
+    result = run(wjets_sample, trained_model, tmp_path, executor=executor)
+    assert_same_histograms(result, reference)
+    assert result["cutflow"] == reference["cutflow"]
+
+
+@pytest.mark.parametrize("chunksize", [97, 600])
+def test_runner_chunking_does_not_change_results(
+    chunksize, wjets_sample, trained_model, reference, tmp_path
+):
+    result = run(wjets_sample, trained_model, tmp_path, chunksize=chunksize)
+    assert_same_histograms(result, reference)
+    dataset = read_dataset(tmp_path / "dataset" / "wjets")
+    expected = read_dataset(reference["dataset_files"][0].rsplit("/", 1)[0])
+    for field in ("event", *OBSERVABLE_NAMES):
+        np.testing.assert_array_equal(
+            dataset[field].to_numpy(), expected[field].to_numpy(), err_msg=field
+        )
+
+
+def test_outputs_match_the_input(wjets_sample, trained_model, reference):
+    features = read_features(wjets_sample)
+    assert reference["cutflow"] == {
+        "input": features.n_input,
+        "gen_selected": len(features),
+        "reco_matched": int(features.reco_valid.sum()),
+    }
+    histograms = reference["histograms"]
+    for name in OBSERVABLE_NAMES:
+        # Every selected event is filled unless its value falls outside the finite range.
+        assert histograms[name]["gen", :].sum(flow=True) == len(features)
+        assert histograms[name]["dl", :].sum(flow=True) == len(features)
+        assert histograms[name]["reco", :].sum(flow=True) == features.reco_valid.sum()
+    gen = observables_of(features.gen)
+    counts = histograms["muon_pt"]["gen", :]
+    expected, _ = np.histogram(gen["muon_pt"], bins=counts.axes[0].edges)
+    np.testing.assert_array_equal(counts.values(), expected)
+
+
+def test_dataset_holds_the_engine_output(wjets_sample, trained_model, reference):
+    dataset = read_dataset(reference["dataset_files"][0].rsplit("/", 1)[0])
+    features = read_features(wjets_sample)
+    order = np.argsort(features.event)
+    assert dataset["event"].to_numpy().tolist() == features.event[order].tolist()
+    engine = SurrogateEngine(trained_model, seed=3)
+    dl = engine.predict(features.gen, features.run, features.luminosity_block, features.event)[
+        order
+    ]
+    for i, name in enumerate(("muon_px", "muon_py", "muon_pz")):
+        np.testing.assert_array_equal(dataset[name].to_numpy(), dl[:, i])
+    assert set(ak.fields(dataset)) == {"run", "luminosityBlock", "event", *OBSERVABLE_NAMES}
+
+
+@pytest.mark.parametrize(("name", "n_selected"), [("nano_dy.root", 5), ("pfnano.root", 0)])
+def test_real_nanoaod(name, n_selected, real_nanoaod, trained_model, tmp_path):
+    result = run(real_nanoaod / name, trained_model, tmp_path, processor_class=WJetsProcessor)
+    assert result["cutflow"]["gen_selected"] == n_selected
+    assert result["histograms"]["jet_pt"]["dl", :].sum(flow=True) == n_selected
+    assert len(result["dataset_files"]) == 1
+    assert len(read_dataset(tmp_path / "dataset" / "wjets")) == n_selected
+
+
+def test_wjets_processor_adds_the_signal_region(wjets_sample, trained_model, tmp_path):
+    result = run(wjets_sample, trained_model, tmp_path, processor_class=WJetsProcessor)
+    features = read_features(wjets_sample)
+    gen = observables_of(features.gen)
+    expected = int(((gen["mt"] > 50.0) & (gen["jet_pt"] > 40.0)).sum())
+    assert result["signal_region_yields"]["gen"] == expected
+    assert result["signal_region_mt"]["gen", :].sum(flow=True) == expected
+
+
+def test_missing_model_fails_before_running(wjets_sample, tmp_path):
+    with pytest.raises(ValueError, match=r"missing\.pt"):
+        FastSimProcessor(FastSimConfig(model=tmp_path / "missing.pt"))
+
+
+def test_missing_input_file_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"nothere\.root"):
+        make_fileset([tmp_path / "nothere.root"])
