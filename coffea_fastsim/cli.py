@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from coffea_fastsim import __version__
 
 __all__ = ["main"]
+
+NANOAOD_WARNING_FILTER = "ignore:Missing cross-reference index:RuntimeWarning"
 
 DESCRIPTION = """\
 Analysis-specific deep-learning fast simulation for coffea.
@@ -85,6 +89,79 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         help="stop after this many epochs without a better validation loss (default: never)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the splits and the weights")
+    parser.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        metavar="K",
+        help=(
+            "train K models with seeds SEED, SEED+1, ... and write OUTPUT's stem.0 ... "
+            "stem.K-1 (model.pt -> model.0.pt ...), for the validation's systematic band "
+            "(default: 1, one model written to OUTPUT)"
+        ),
+    )
+
+
+def _add_validate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="measure how close the surrogate is to RECO, and to RECO's own floor",
+        description=(
+            "The fidelity suite on a GEN+RECO test sample the surrogate never saw: per "
+            "observable and per relative residual W1/sigma, KS and chi2/ndf of DL vs RECO; a "
+            "classifier two-sample test of p(output | GEN) (ROC AUC, bootstrap error); "
+            "correlation differences and 2D DL vs RECO; the ensemble band; the double ratio "
+            "on a larger sample. With --reco-prime (same events, independent detector seed) "
+            "every figure is also given for RECO' vs RECO: the floor. Writes a markdown report "
+            "and PNG/PDF figures."
+        ),
+    )
+    parser.add_argument("test_sample", type=Path, help="GEN+RECO ROOT file (not used in training)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help=(
+            "model file; its ensemble members stem.0.pt, stem.1.pt ... (from train --ensemble) "
+            "are found next to it, or give the stem of the members, or a directory of *.pt"
+        ),
+    )
+    parser.add_argument(
+        "--ensemble",
+        type=Path,
+        default=None,
+        help="the band's models (file, stem or directory as for --model) when not next to MODEL",
+    )
+    parser.add_argument(
+        "--reco-prime",
+        type=Path,
+        default=None,
+        help="the test sample's twin with RECO from an independent detector seed (the floor)",
+    )
+    parser.add_argument(
+        "--large-test",
+        type=Path,
+        default=None,
+        help="a GEN+RECO file about 5x the training sample, for the scaling (double-ratio) test",
+    )
+    parser.add_argument("-o", "--output", type=Path, required=True, help="markdown report to write")
+    parser.add_argument(
+        "--figures-dir",
+        type=Path,
+        default=None,
+        help="directory of the figures (default: OUTPUT's directory/figures/validation)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the DL noise and the classifier"
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=200, help="bootstrap resamplings of the AUC (default: 200)"
+    )
+    parser.add_argument(
+        "--formats",
+        default="png,pdf",
+        help="comma-separated figure formats; the first is linked in the report (default: png,pdf)",
+    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -165,6 +242,8 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
         help="default: ./fastsim-demo",
     )
     _add_run_options(parser)
+    # Several chunks, so that the demo shows the executor at work on the small sample.
+    parser.set_defaults(chunksize=2000)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_generate, _add_train, _add_run, _add_plot, _add_demo):
+    for add in (_add_generate, _add_train, _add_validate, _add_run, _add_plot, _add_demo):
         add(subparsers)
     return parser
 
@@ -203,40 +282,79 @@ def _train(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
+    from coffea_fastsim.ensemble import member_path
     from coffea_fastsim.metrics import agreement_table
     from coffea_fastsim.model_io import save_model
     from coffea_fastsim.noise import event_noise
     from coffea_fastsim.reading import feature_pairs
     from coffea_fastsim.training import TrainingConfig, train_surrogate
 
+    if args.ensemble < 1:
+        raise ValueError(f"--ensemble must be at least 1, got {args.ensemble}")
     gen, reco = feature_pairs(args.inputs)
     print(f"{len(gen)} selected events with a matched RECO muon and jet")
-    config = TrainingConfig(
-        epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed
+    for index in range(args.ensemble):
+        seed = args.seed + index
+        output = args.output if args.ensemble == 1 else member_path(args.output, index)
+        config = TrainingConfig(
+            epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=seed
+        )
+        result = train_surrogate(gen, reco, config)
+        test = result.split.test
+        ids = np.arange(len(test), dtype=np.uint64)
+        noise = event_noise(seed, ids * 0, ids * 0, ids)
+        with torch.inference_mode():
+            dl = result.model(
+                torch.as_tensor(gen[test], dtype=torch.float32), torch.as_tensor(noise)
+            ).numpy()
+        agreement = agreement_table(dl, reco[test])
+        metadata = {
+            **result.metadata(),
+            "sources": [str(path) for path in args.inputs],
+            "heldout_w1_over_sigma": agreement,
+        }
+        output.parent.mkdir(parents=True, exist_ok=True)
+        save_model(result.model, output, metadata)
+        print(
+            f"seed {seed}: best epoch {result.best_epoch} of {len(result.history.train_loss)} "
+            f"({result.seconds:.0f} s)"
+        )
+        print(f"held-out agreement, {len(test)} events: Wasserstein-1 / RECO std (0 = identical)")
+        for name, value in agreement.items():
+            print(f"  {name:14s} {value:.4f}")
+        print(f"model written to {output}")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    import shlex
+
+    from coffea_fastsim.validation import ValidationConfig, run_validation
+    from coffea_fastsim.validation_report import write_report
+
+    config = ValidationConfig(
+        test_sample=args.test_sample,
+        model=args.model,
+        ensemble=args.ensemble,
+        reco_prime=args.reco_prime,
+        large_test=args.large_test,
+        seed=args.seed,
+        n_bootstrap=args.bootstrap,
     )
-    result = train_surrogate(gen, reco, config)
-    test = result.split.test
-    ids = np.arange(len(test), dtype=np.uint64)
-    noise = event_noise(args.seed, ids * 0, ids * 0, ids)
-    with torch.inference_mode():
-        dl = result.model(
-            torch.as_tensor(gen[test], dtype=torch.float32), torch.as_tensor(noise)
-        ).numpy()
-    agreement = agreement_table(dl, reco[test])
-    metadata = {
-        **result.metadata(),
-        "sources": [str(path) for path in args.inputs],
-        "heldout_w1_over_sigma": agreement,
-    }
-    save_model(result.model, args.output, metadata)
-    print(
-        f"best epoch {result.best_epoch} of {len(result.history.train_loss)} "
-        f"({result.seconds:.0f} s)"
-    )
-    print(f"held-out agreement, {len(test)} events: Wasserstein-1 / RECO std (0 = identical)")
-    for name, value in agreement.items():
-        print(f"  {name:14s} {value:.4f}")
-    print(f"model written to {args.output}")
+    result = run_validation(config)
+    options = [("--model", args.model), ("--ensemble", args.ensemble)]
+    options += [("--reco-prime", args.reco_prime)]
+    options += [("--large-test", args.large_test), ("-o", args.output)]
+    options += [("--figures-dir", args.figures_dir), ("--seed", args.seed)]
+    options += [("--bootstrap", args.bootstrap), ("--formats", args.formats)]
+    words = ["coffea-fastsim", "validate", str(args.test_sample)]
+    words += [str(w) for option, value in options if value is not None for w in (option, value)]
+    command = shlex.join(words)
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    report = write_report(result, args.output, args.figures_dir, command, formats)
+    print(result.model_summary.line("model (DL vs RECO)"))
+    if result.floor_summary is not None:
+        print(result.floor_summary.line("floor (RECO' vs RECO)"))
+    print(f"report written to {report}")
 
 
 def _run_and_save(
@@ -255,6 +373,8 @@ def _run_and_save(
         device=args.device,
         seed=args.seed,
         output_dir=None if args.no_dataset else args.output_dir / "dataset",
+        # Worker processes share the cores: one torch thread each avoids oversubscription.
+        threads=1 if args.executor != "iterative" and args.workers > 1 else None,
     )
     processor_class: type[FastSimProcessor] = WJetsProcessor
     start = time.perf_counter()
@@ -321,11 +441,22 @@ def _demo(args: argparse.Namespace) -> None:
         print(f"  DL dataset (Parquet): {args.output_dir / 'dataset' / 'wjets'}")
 
 
-COMMANDS = {"generate": _generate, "train": _train, "run": _run, "plot": _plot, "demo": _demo}
+COMMANDS = {
+    "generate": _generate,
+    "train": _train,
+    "validate": _validate,
+    "run": _run,
+    "plot": _plot,
+    "demo": _demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``coffea-fastsim`` console script; returns the exit status."""
+    # NanoAODSchema warns about cross-references to collections that generated files do not
+    # have (Electron, FatJet ...). The variable reaches the worker processes too.
+    os.environ.setdefault("PYTHONWARNINGS", NANOAOD_WARNING_FILTER)
+    warnings.filterwarnings("ignore", message="Missing cross-reference", category=RuntimeWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -27,12 +27,31 @@ from typing import Protocol
 import awkward as ak
 import numpy as np
 
+from coffea_fastsim.particle_detector import CmsParticleDetector
+from coffea_fastsim.response import (
+    MUON_PDG_ID,
+    NEUTRINO_PDG_IDS,
+    CaloResolution,
+    EtaPtTable,
+    MuonEfficiency,
+    TrackResolution,
+    bin_index,
+    collection,
+    flat_field,
+    flat_polar,
+    lognormal,
+    met_record,
+    polar_coordinates,
+    wrap_phi,
+)
+
 __all__ = [
     "CMS_CARD",
     "DETECTORS",
     "CaloResolution",
     "CmsCard",
     "CmsCardDetector",
+    "CmsParticleDetector",
     "Detector",
     "EtaPtTable",
     "MuonEfficiency",
@@ -41,9 +60,6 @@ __all__ = [
     "make_detector",
     "polar_coordinates",
 ]
-
-NEUTRINO_PDG_IDS: tuple[int, ...] = (12, 14, 16)
-MUON_PDG_ID = 13
 
 
 class Detector(Protocol):
@@ -56,113 +72,6 @@ class Detector(Protocol):
     ) -> ak.Array:
         """Return per-event records with ``Muon``, ``Jet`` and ``MET``."""
         ...
-
-
-def polar_coordinates(
-    px: np.ndarray, py: np.ndarray, pz: np.ndarray, energy: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return (pt, eta, phi, mass) of Cartesian four-momenta (GeV); mass of spacelike -> 0."""
-    pt = np.hypot(px, py)
-    eta = np.arcsinh(np.divide(pz, pt, out=np.zeros_like(pz), where=pt > 0))
-    phi = np.arctan2(py, px)
-    mass = np.sqrt(np.maximum(energy**2 - px**2 - py**2 - pz**2, 0.0))
-    return pt, eta, phi, mass
-
-
-def _bin_index(abs_eta_max: tuple[float, ...], abs_eta: np.ndarray) -> np.ndarray:
-    """Index of the |eta| bin (previous edge, edge], len(abs_eta_max) beyond the last edge."""
-    return np.searchsorted(np.asarray(abs_eta_max), abs_eta, side="left")
-
-
-@dataclass(frozen=True)
-class EtaPtTable:
-    """Piecewise-constant function of |eta| and pT, zero outside the table.
-
-    Arguments:
-        abs_eta_max: upper |eta| edges of the bins; the first bin starts at |eta| = 0.
-        pt_edges: pT edges in GeV; bins are (low, high], as in a Delphes formula.
-        values: values[i][j] for |eta| bin i and pT bin j.
-    """
-
-    abs_eta_max: tuple[float, ...]
-    pt_edges: tuple[float, ...]
-    values: tuple[tuple[float, ...], ...]
-
-    def __call__(self, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
-        table = np.pad(np.asarray(self.values, dtype=float), ((0, 1), (1, 1)))
-        i = _bin_index(self.abs_eta_max, np.abs(eta))
-        j = np.searchsorted(np.asarray(self.pt_edges), pt, side="left")
-        return table[i, j]
-
-
-@dataclass(frozen=True)
-class TrackResolution:
-    """Relative pT resolution sigma(pT)/pT = sqrt(a^2 + (b pT)^2) in |eta| bins, 0 beyond.
-
-    Arguments:
-        abs_eta_max: upper |eta| edges of the bins.
-        constant: a per bin.
-        slope: b per bin, in 1/GeV.
-    """
-
-    abs_eta_max: tuple[float, ...]
-    constant: tuple[float, ...]
-    slope: tuple[float, ...]
-
-    def __call__(self, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
-        i = _bin_index(self.abs_eta_max, np.abs(eta))
-        a = np.append(self.constant, 0.0)[i]
-        b = np.append(self.slope, 0.0)[i]
-        return np.sqrt(a**2 + (b * pt) ** 2)
-
-
-@dataclass(frozen=True)
-class CaloResolution:
-    """Energy resolution sigma(E) = sqrt((c E)^2 + s^2 E + n^2) in GeV, in |eta| bins, 0 beyond.
-
-    Arguments:
-        abs_eta_max: upper |eta| edges of the bins.
-        constant: c per bin.
-        stochastic: s per bin, in sqrt(GeV).
-        noise: n per bin, in GeV.
-    """
-
-    abs_eta_max: tuple[float, ...]
-    constant: tuple[float, ...]
-    stochastic: tuple[float, ...]
-    noise: tuple[float, ...]
-
-    def __call__(self, energy: np.ndarray, eta: np.ndarray) -> np.ndarray:
-        i = _bin_index(self.abs_eta_max, np.abs(eta))
-        c = np.append(self.constant, 0.0)[i]
-        s = np.append(self.stochastic, 0.0)[i]
-        n = np.append(self.noise, 0.0)[i]
-        return np.sqrt((c * energy) ** 2 + s**2 * energy + n**2)
-
-
-@dataclass(frozen=True)
-class MuonEfficiency:
-    """Muon identification efficiency: `plateau` for pT_min < pT <= knee and |eta| <= abs_eta_max,
-    falling as plateau * exp(-(pT - knee) * slope) above the knee, 0 elsewhere.
-
-    Arguments:
-        pt_min: threshold in GeV.
-        abs_eta_max: acceptance.
-        plateau: efficiency on the plateau.
-        knee: pT in GeV where the high-pT fall-off starts.
-        slope: fall-off rate in 1/GeV.
-    """
-
-    pt_min: float
-    abs_eta_max: float
-    plateau: float
-    knee: float
-    slope: float
-
-    def __call__(self, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
-        inside = (pt > self.pt_min) & (np.abs(eta) <= self.abs_eta_max)
-        falloff = np.exp(-np.maximum(pt - self.knee, 0.0) * self.slope)
-        return np.where(inside, self.plateau * falloff, 0.0)
 
 
 @dataclass(frozen=True)
@@ -227,44 +136,11 @@ class CmsCard:
 
     def jet_angular_resolution(self, eta: np.ndarray) -> np.ndarray:
         """Gaussian width of the jet eta and phi smearing (tower size / sqrt(12))."""
-        size = np.append(self.tower_size, 0.0)[_bin_index(self.tower_abs_eta_max, np.abs(eta))]
+        size = np.append(self.tower_size, 0.0)[bin_index(self.tower_abs_eta_max, np.abs(eta))]
         return size / np.sqrt(12.0)
 
 
 CMS_CARD = CmsCard()
-
-
-def _lognormal(rng: np.random.Generator, mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """Log-normal draws with the given mean and standard deviation (Delphes ``LogNormal``)."""
-    b = np.sqrt(np.log1p((sigma / mean) ** 2))
-    return mean * np.exp(b * rng.standard_normal(mean.shape) - 0.5 * b**2)
-
-
-def _wrap_phi(phi: np.ndarray) -> np.ndarray:
-    return (phi + np.pi) % (2.0 * np.pi) - np.pi
-
-
-def _flat(array: ak.Array, name: str) -> np.ndarray:
-    return ak.to_numpy(ak.flatten(array[name], axis=1))
-
-
-def _flat_polar(
-    vectors: ak.Array,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Counts per event and flat (pt, eta, phi, mass) of jagged Cartesian four-momenta."""
-    counts = ak.to_numpy(ak.num(vectors, axis=1))
-    return counts, *polar_coordinates(*(_flat(vectors, f) for f in ("px", "py", "pz", "E")))
-
-
-def _collection(counts: np.ndarray, order_key: np.ndarray, **fields: np.ndarray) -> ak.Array:
-    """Jagged records from flat per-object arrays, sorted by decreasing order_key per event."""
-    jagged = ak.unflatten(ak.zip(fields, depth_limit=1), counts)
-    keys = ak.unflatten(order_key, counts)
-    return jagged[ak.argsort(keys, axis=1, ascending=False)]
-
-
-def _met(px: np.ndarray, py: np.ndarray, sum_et: np.ndarray) -> ak.Array:
-    return ak.zip({"pt": np.hypot(px, py), "phi": np.arctan2(py, px), "sumEt": sum_et})
 
 
 class PerfectDetector:
@@ -277,25 +153,25 @@ class PerfectDetector:
         self, particles: ak.Array, gen_jets: ak.Array, rng: np.random.Generator
     ) -> ak.Array:
         """See `Detector.reconstruct`; `rng` is not used."""
-        counts, pt, eta, phi, mass = _flat_polar(particles)
+        counts, pt, eta, phi, mass = flat_polar(particles)
         event = np.repeat(np.arange(len(counts)), counts)
-        abs_id = np.abs(_flat(particles, "pdgId"))
+        abs_id = np.abs(flat_field(particles, "pdgId"))
         mu = abs_id == MUON_PDG_ID
         visible = ~np.isin(abs_id, NEUTRINO_PDG_IDS)
         n = len(counts)
-        muons = _collection(
+        muons = collection(
             np.bincount(event[mu], minlength=n),
             pt[mu],
             pt=pt[mu],
             eta=eta[mu],
             phi=phi[mu],
             mass=mass[mu],
-            charge=_flat(particles, "charge")[mu],
-            genPartIdx=_flat(particles, "genPartIdx")[mu],
+            charge=flat_field(particles, "charge")[mu],
+            genPartIdx=flat_field(particles, "genPartIdx")[mu],
         )
-        j_counts, j_pt, j_eta, j_phi, j_mass = _flat_polar(gen_jets)
+        j_counts, j_pt, j_eta, j_phi, j_mass = flat_polar(gen_jets)
         j_first = np.repeat(np.cumsum(j_counts) - j_counts, j_counts)
-        jets = _collection(
+        jets = collection(
             j_counts,
             j_pt,
             pt=j_pt,
@@ -305,7 +181,7 @@ class PerfectDetector:
             genJetIdx=np.arange(j_pt.size) - j_first,
         )
         v_pt, v_phi, v_event = pt[visible], phi[visible], event[visible]
-        met = _met(
+        met = met_record(
             -np.bincount(v_event, v_pt * np.cos(v_phi), minlength=n),
             -np.bincount(v_event, v_pt * np.sin(v_phi), minlength=n),
             np.bincount(v_event, v_pt, minlength=n),
@@ -339,17 +215,17 @@ class CmsCardDetector:
     ) -> ak.Array:
         """See `Detector.reconstruct`."""
         card = self.card
-        counts, pt, eta, phi, mass = _flat_polar(particles)
+        counts, pt, eta, phi, mass = flat_polar(particles)
         event = np.repeat(np.arange(len(counts)), counts)
-        energy = _flat(particles, "E")
-        abs_id = np.abs(_flat(particles, "pdgId"))
-        jet_of = _flat(particles, "genJetIdx")
+        energy = flat_field(particles, "E")
+        abs_id = np.abs(flat_field(particles, "pdgId"))
+        jet_of = flat_field(particles, "genJetIdx")
         visible = ~np.isin(abs_id, NEUTRINO_PDG_IDS)
 
         # Muons, in the card's module order.
         mu = np.flatnonzero(abs_id == MUON_PDG_ID)
         tracked = rng.random(mu.size) < card.muon_tracking_efficiency(pt[mu], eta[mu])
-        mu_pt = _lognormal(rng, pt[mu], card.muon_momentum_resolution(pt[mu], eta[mu]) * pt[mu])
+        mu_pt = lognormal(rng, pt[mu], card.muon_momentum_resolution(pt[mu], eta[mu]) * pt[mu])
         identified = tracked & (rng.random(mu.size) < card.muon_efficiency(mu_pt, eta[mu]))
         cone = self._cone_sum_pt(mu[identified], counts, pt, eta, phi, visible)
         isolated = np.zeros(mu.size, dtype=bool)
@@ -357,12 +233,12 @@ class CmsCardDetector:
         reco_mu = mu[isolated]
 
         # Jets from GEN jets.
-        j_counts, j_pt, j_eta, j_phi, j_mass = _flat_polar(gen_jets)
-        je = _flat(gen_jets, "E")
-        response = _lognormal(rng, je, card.hcal_resolution(je, j_eta)) / je
+        j_counts, j_pt, j_eta, j_phi, j_mass = flat_polar(gen_jets)
+        je = flat_field(gen_jets, "E")
+        response = lognormal(rng, je, card.hcal_resolution(je, j_eta)) / je
         width = card.jet_angular_resolution(j_eta)
         r_eta = j_eta + width * rng.standard_normal(je.size)
-        r_phi = _wrap_phi(j_phi + width * rng.standard_normal(je.size))
+        r_phi = wrap_phi(j_phi + width * rng.standard_normal(je.size))
         r_pt = j_pt * response
         scale = card.jet_energy_scale(r_pt, r_eta)
         r_pt, r_mass = r_pt * scale, j_mass * response * scale
@@ -385,7 +261,7 @@ class CmsCardDetector:
             & (np.abs(eta) <= card.calorimeter_abs_eta_max)
             & ~in_kept_jet
         )
-        calo_pt = _lognormal(rng, energy, card.hcal_resolution(energy, eta)) / energy * pt
+        calo_pt = lognormal(rng, energy, card.hcal_resolution(energy, eta)) / energy * pt
         track_mu = tracked & ~isolated & ~in_kept_jet[mu]
         u_pt = np.concatenate([np.where(calo, calo_pt, 0.0), mu_pt[track_mu]])
         u_phi = np.concatenate([phi, phi[mu[track_mu]]])
@@ -400,17 +276,17 @@ class CmsCardDetector:
         met_y = -np.bincount(objects_event, objects_pt * np.sin(objects_phi), minlength=n)
         sum_et = np.bincount(objects_event, objects_pt, minlength=n)
 
-        muons = _collection(
+        muons = collection(
             np.bincount(mu_event, minlength=n),
             mu_pt[isolated],
             pt=mu_pt[isolated],
             eta=eta[reco_mu],
             phi=phi[reco_mu],
             mass=mass[reco_mu],
-            charge=_flat(particles, "charge")[reco_mu],
-            genPartIdx=_flat(particles, "genPartIdx")[reco_mu],
+            charge=flat_field(particles, "charge")[reco_mu],
+            genPartIdx=flat_field(particles, "genPartIdx")[reco_mu],
         )
-        jets = _collection(
+        jets = collection(
             np.bincount(j_event[kept_jet], minlength=n),
             r_pt[kept_jet],
             pt=r_pt[kept_jet],
@@ -420,7 +296,7 @@ class CmsCardDetector:
             genJetIdx=(np.arange(je.size) - j_first[j_event])[kept_jet],
         )
         return ak.zip(
-            {"Muon": muons, "Jet": jets, "MET": _met(met_x, met_y, sum_et)}, depth_limit=1
+            {"Muon": muons, "Jet": jets, "MET": met_record(met_x, met_y, sum_et)}, depth_limit=1
         )
 
     def _cone_sum_pt(
@@ -440,7 +316,7 @@ class CmsCardDetector:
         owner = np.repeat(np.arange(candidates.size), lengths)
         offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         other = first[event_of[candidates]][owner] + offset
-        d_phi = _wrap_phi(phi[other] - phi[candidates][owner])
+        d_phi = wrap_phi(phi[other] - phi[candidates][owner])
         d_eta = eta[other] - eta[candidates][owner]
         in_cone = (
             (np.hypot(d_eta, d_phi) < self.card.muon_isolation_dr)
@@ -452,6 +328,7 @@ class CmsCardDetector:
 
 
 DETECTORS: dict[str, Callable[..., Detector]] = {
+    CmsParticleDetector.name: CmsParticleDetector,
     CmsCardDetector.name: CmsCardDetector,
     PerfectDetector.name: PerfectDetector,
 }

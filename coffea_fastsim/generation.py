@@ -9,10 +9,13 @@ pT sum); the detector model (`coffea_fastsim.detector`) adds Muon, Jet and MET.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import multiprocessing
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +23,16 @@ import awkward as ak
 import numpy as np
 from tqdm.auto import tqdm
 
-from coffea_fastsim.detector import (
-    DETECTORS,
-    NEUTRINO_PDG_IDS,
-    make_detector,
-    polar_coordinates,
-)
+from coffea_fastsim.detector import DETECTORS, make_detector
+from coffea_fastsim.jets import cluster
 from coffea_fastsim.nanoaod_writer import NanoAODWriter
+from coffea_fastsim.pileup import MinBiasPoolConfig, make_min_bias_pool
 from coffea_fastsim.pythia_config import make_pythia, pythia_seed
+from coffea_fastsim.response import NEUTRINO_PDG_IDS, polar_coordinates
 
 __all__ = [
+    "DEFAULT_DETECTOR",
+    "DEFAULT_MU",
     "GEN_JET_PT_MIN",
     "GEN_PHOTON_PT_MIN",
     "STATUS_FLAG_BITS",
@@ -37,6 +40,7 @@ __all__ = [
     "GenerationSummary",
     "gen_event_record",
     "generate_sample",
+    "resimulation_path",
 ]
 
 #: GEN jets: anti-kt distance parameter and pT threshold (GeV).
@@ -55,6 +59,10 @@ STATUS_FLAG_BITS: dict[str, int] = {
 #: Events per Pythia ``nextBatch`` call inside a job (bounds the worker's memory).
 PYTHIA_BATCH = 250
 _MAX_UINT32 = 2**32 - 1
+#: The detector model and mean pileup of a sample unless the configuration says otherwise
+#: (docs/detector.md explains the choice of mu).
+DEFAULT_DETECTOR = "cms-particle"
+DEFAULT_MU = 0.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,11 @@ class GenerationConfig:
         include_reco: write Muon, Jet and MET; False writes a GEN-only file.
         detector_seed: seed of the detector randomness, default `seed`; the same `seed`
             with another `detector_seed` gives the same GEN events with independent RECO.
+        mu: mean number of pileup interactions; None: DEFAULT_MU for a detector with pileup
+            (a ``mu`` argument), 0 otherwise.
+        pool: the minimum-bias pool used when mu > 0 (generated once and cached).
+        resimulations: extra RECO passes of the same GEN events with independent detector
+            randomness, each written to `resimulation_path(output, k)`, k = 1 ... resimulations.
     """
 
     n_events: int
@@ -79,10 +92,13 @@ class GenerationConfig:
     pthat_min: float = 20.0
     events_per_job: int = 1000
     n_workers: int | None = None
-    detector: str = "cms-card"
+    detector: str = DEFAULT_DETECTOR
     progress: bool = True
     include_reco: bool = True
     detector_seed: int | None = None
+    mu: float | None = None
+    pool: MinBiasPoolConfig = field(default_factory=MinBiasPoolConfig)
+    resimulations: int = 0
 
     def __post_init__(self) -> None:
         positive_ints = {"n_events": self.n_events, "events_per_job": self.events_per_job}
@@ -102,6 +118,31 @@ class GenerationConfig:
                 f"detector {self.detector!r} is not registered; known detectors: "
                 f"{sorted(DETECTORS)}"
             )
+        if self.mu is not None and (not np.isfinite(self.mu) or self.mu < 0):
+            raise ValueError(f"mu must be a non-negative number, got {self.mu!r}")
+        if self.pileup_mu > 0 and not _has_pileup(self.detector):
+            raise ValueError(f"detector {self.detector!r} has no pileup; use mu=0 or None")
+        if not isinstance(self.resimulations, int) or self.resimulations < 0:
+            raise ValueError(f"resimulations must be an integer >= 0, got {self.resimulations!r}")
+        if self.resimulations and not self.include_reco:
+            raise ValueError("resimulations need RECO: include_reco is False")
+
+    @property
+    def pileup_mu(self) -> float:
+        """The mean pileup the detector runs with."""
+        if self.mu is not None:
+            return float(self.mu)
+        return DEFAULT_MU if _has_pileup(self.detector) else 0.0
+
+
+def _has_pileup(detector: str) -> bool:
+    return "mu" in inspect.signature(DETECTORS[detector]).parameters
+
+
+def resimulation_path(output: str | os.PathLike, k: int) -> Path:
+    """File of the k-th re-simulation of the sample written to `output`: NAME.resimK.root."""
+    path = Path(output)
+    return path.with_name(f"{path.stem}.resim{k}{path.suffix}")
 
 
 @dataclass(frozen=True)
@@ -113,12 +154,14 @@ class GenerationSummary:
         n_events: number of events in it.
         wall_seconds: wall-clock time of the generation, seconds.
         events_per_second: n_events / wall_seconds.
+        resimulations: the re-simulation files, `resimulation_path(path, k)`.
     """
 
     path: Path
     n_events: int
     wall_seconds: float
     events_per_second: float
+    resimulations: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +170,7 @@ class _Job:
     first_event: int
     n_events: int
     config: GenerationConfig
+    pool: Path | None
 
 
 def generate_sample(output: str | os.PathLike, config: GenerationConfig) -> GenerationSummary:
@@ -134,43 +178,56 @@ def generate_sample(output: str | os.PathLike, config: GenerationConfig) -> Gene
 
     The file holds an ``Events`` TTree readable with coffea's NanoAODSchema (layout in
     `coffea_fastsim.nanoaod_writer`); it is written atomically, jobs appended in order.
+    With `config.resimulations` = m, m more files with the same GEN collections and event
+    ids and independent RECO are written alongside (`resimulation_path`).
     """
     path = Path(output)
     if not path.parent.is_dir():
         raise ValueError(f"output directory {str(path.parent)!r} does not exist")
     if path.is_dir():
         raise ValueError(f"output {str(path)!r} is a directory, expected a file name")
+    start = time.perf_counter()
+    n_workers = config.n_workers or os.cpu_count() or 1
+    use_pool = config.include_reco and config.pileup_mu > 0
+    pool = make_min_bias_pool(config.pool, n_workers) if use_pool else None
     jobs = [
-        _Job(i, first, min(config.events_per_job, config.n_events - first), config)
+        _Job(i, first, min(config.events_per_job, config.n_events - first), config, pool)
         for i, first in enumerate(range(0, config.n_events, config.events_per_job))
     ]
-    n_workers = min(config.n_workers or os.cpu_count() or 1, len(jobs))
-    start = time.perf_counter()
+    n_workers = min(n_workers, len(jobs))
+    extra = tuple(resimulation_path(path, k) for k in range(1, config.resimulations + 1))
     with (
-        NanoAODWriter(path) as writer,
+        contextlib.ExitStack() as stack,
         tqdm(total=config.n_events, unit="event", disable=not config.progress) as bar,
     ):
+        writers = [stack.enter_context(NanoAODWriter(p)) for p in (path, *extra)]
         if n_workers == 1:
-            for job in jobs:
-                writer.extend(_run_job(job))
-                bar.update(job.n_events)
+            results = map(_run_job, jobs)
         else:
             context = multiprocessing.get_context("spawn")
-            with context.Pool(n_workers) as pool:
-                for job, columns in zip(jobs, pool.imap(_run_job, jobs), strict=True):
-                    writer.extend(columns)
-                    bar.update(job.n_events)
+            results = stack.enter_context(context.Pool(n_workers)).imap(_run_job, jobs)
+        for job, outputs in zip(jobs, results, strict=True):
+            for writer, columns in zip(writers, outputs, strict=True):
+                writer.extend(columns)
+            bar.update(job.n_events)
     wall = time.perf_counter() - start
-    return GenerationSummary(path, config.n_events, wall, config.n_events / wall)
+    return GenerationSummary(path, config.n_events, wall, config.n_events / wall, extra)
 
 
-def _run_job(job: _Job) -> dict[str, Any]:
-    """Generate, cluster, prune and reconstruct the events of one job (in a worker)."""
+def _run_job(job: _Job) -> list[dict[str, Any]]:
+    """Generate, cluster, prune and reconstruct the events of one job (in a worker); one
+    column set per output file (the sample, then its re-simulations)."""
     config = job.config
     pythia = make_pythia(pythia_seed(config.seed, job.index), config.pthat_min)
-    detector = make_detector(config.detector) if config.include_reco else None
+    options = {"mu": config.pileup_mu, "pool": job.pool} if config.pileup_mu > 0 else {}
+    detector = make_detector(config.detector, **options) if config.include_reco else None
     detector_seed = config.seed if config.detector_seed is None else config.detector_seed
-    rng = np.random.default_rng([detector_seed, job.index])
+    # Pass k = 0 keeps the seeding of single-pass samples; re-simulation k adds k to the key.
+    rngs = [np.random.default_rng([detector_seed, job.index])]
+    rngs += [
+        np.random.default_rng([detector_seed, job.index, k])
+        for k in range(1, config.resimulations + 1)
+    ]
     charges: dict[int, float] = {}
 
     def charge_of(pdg_ids: np.ndarray) -> np.ndarray:
@@ -178,7 +235,7 @@ def _run_job(job: _Job) -> dict[str, Any]:
             charges.setdefault(int(pdg_id), pythia.particleData.charge(int(pdg_id)))
         return np.array([charges[int(i)] for i in pdg_ids], dtype=np.float64).reshape(-1)
 
-    chunks = []
+    chunks: list[list[dict[str, Any]]] = []
     for first in range(0, job.n_events, PYTHIA_BATCH):
         n = min(PYTHIA_BATCH, job.n_events - first)
         batch = pythia.nextBatch(n)
@@ -186,15 +243,22 @@ def _run_job(job: _Job) -> dict[str, Any]:
             raise RuntimeError(f"Pythia8 returned {len(batch)} of {n} requested events")
         columns, particles, gen_jets = gen_event_record(batch.prt, charge_of)
         columns["genWeight"] = ak.to_numpy(batch.info.weights[:, 0])
+        passes = [columns]
         if detector is not None:
-            reco = detector.reconstruct(particles, gen_jets, rng)
-            columns |= {name: reco[name] for name in ("Muon", "Jet", "MET")}
-        chunks.append(columns)
-    columns = {name: ak.concatenate([c[name] for c in chunks]) for name in chunks[0]}
-    columns["run"] = np.full(job.n_events, config.seed, dtype=np.uint32)
-    columns["luminosityBlock"] = np.full(job.n_events, job.index + 1, dtype=np.uint32)
-    columns["event"] = np.arange(job.first_event + 1, job.first_event + job.n_events + 1)
-    return columns
+            passes = []
+            for rng in rngs:
+                reco = detector.reconstruct(particles, gen_jets, rng)
+                passes.append(columns | {name: reco[name] for name in ak.fields(reco)})
+        chunks.append(passes)
+    ids = {
+        "run": np.full(job.n_events, config.seed, dtype=np.uint32),
+        "luminosityBlock": np.full(job.n_events, job.index + 1, dtype=np.uint32),
+        "event": np.arange(job.first_event + 1, job.first_event + job.n_events + 1),
+    }
+    return [
+        {name: ak.concatenate([c[k][name] for c in chunks]) for name in chunks[0][k]} | ids
+        for k in range(len(chunks[0]))
+    ]
 
 
 def _hadron(abs_id: np.ndarray) -> np.ndarray:
@@ -222,7 +286,7 @@ def _first_ancestor(
 
 
 def gen_event_record(
-    prt: ak.Array, charge_of: Any
+    prt: ak.Array, charge_of: Callable[[np.ndarray], np.ndarray]
 ) -> tuple[dict[str, ak.Array], ak.Array, ak.Array]:
     """GEN collections of a batch of Pythia events.
 
@@ -273,7 +337,8 @@ def gen_event_record(
         return _first_ancestor(kept, mother1, is_root, stop, depth)
 
     decayed_hadron_or_tau = decayed & (_hadron(abs_id) | (abs_id == 15))
-    hard_origin = ancestor(hard | _hadron(abs_id) | (parton & ~hard))
+    # fromHardProcess: reach a hard-process particle through leptons and bosons only.
+    hard_origin = ancestor(hard | _hadron(abs_id) | parton)
     flags = {
         "isPrompt": ancestor(decayed_hadron_or_tau) < 0,
         "isHardProcess": hard[kept],
@@ -310,12 +375,14 @@ def gen_event_record(
     gen_met = ak.zip({"pt": np.hypot(met_x, met_y), "phi": np.arctan2(met_y, met_x)})
 
     visible = np.flatnonzero(final & ~neutrino)
-    gen_jets, jet_of_visible = _cluster(
+    gen_jets, jet_of_visible = cluster(
         px[visible],
         py[visible],
         pz[visible],
         energy[visible],
         np.bincount(event[visible], minlength=counts.size),
+        GEN_JET_R,
+        GEN_JET_PT_MIN,
     )
     jet_index = np.full(pdg_id.size, -1)
     jet_index[visible] = jet_of_visible
@@ -345,30 +412,3 @@ def gen_event_record(
         np.bincount(event[fs], minlength=counts.size),
     )
     return {"GenPart": gen_part, "GenJet": gen_jet, "GenMET": gen_met}, particles, gen_jets
-
-
-def _cluster(
-    px: np.ndarray, py: np.ndarray, pz: np.ndarray, energy: np.ndarray, counts: np.ndarray
-) -> tuple[ak.Array, np.ndarray]:
-    """Anti-kt jets (R = GEN_JET_R, pT > GEN_JET_PT_MIN) of flat particles grouped by
-    `counts`; returns the jets sorted by decreasing pT (Momentum4D px, py, pz, E in GeV)
-    and, per particle, the index of its jet in its event (-1 if in none)."""
-    import fastjet
-
-    inputs = ak.unflatten(
-        ak.zip({"px": px, "py": py, "pz": pz, "E": energy}, with_name="Momentum4D"), counts
-    )
-    sequence = fastjet.ClusterSequence(
-        inputs, fastjet.JetDefinition(fastjet.antikt_algorithm, GEN_JET_R)
-    )
-    jets = sequence.inclusive_jets(min_pt=GEN_JET_PT_MIN)
-    constituents = sequence.constituent_index(min_pt=GEN_JET_PT_MIN)
-    order = ak.argsort(np.hypot(jets.px, jets.py), axis=1, ascending=False)
-    jets = ak.zip({c: jets[c][order] for c in ("px", "py", "pz", "E")}, with_name="Momentum4D")
-    constituents = constituents[order]
-    owner = ak.broadcast_arrays(ak.local_index(constituents, axis=1), constituents)[0]
-    event_first = np.cumsum(counts) - counts
-    member = ak.flatten(constituents + ak.Array(event_first), axis=None)
-    jet_of = np.full(px.size, -1)
-    jet_of[ak.to_numpy(member)] = ak.to_numpy(ak.flatten(owner, axis=None))
-    return jets, jet_of

@@ -48,7 +48,9 @@ def _observable_histogram(observable: Observable, samples: tuple[str, ...]) -> h
 
 def _residual_histogram(observable: Observable) -> hist.Hist:
     bins, low, high = RESIDUAL_BINNING
-    label = f"relative residual of {observable.label}"
+    # A relative residual has no unit: drop the observable's " [GeV]".
+    symbol = observable.label.split(" [")[0]
+    label = f"$(x - x_{{GEN}}) / x_{{GEN}}$, x = {symbol}"
     return (
         hist.Hist.new.StrCat(list(RESIDUAL_SAMPLES), name="source", label="Source")
         .Reg(bins, low, high, name=f"{RESIDUAL_PREFIX}{observable.name}", label=label)

@@ -11,13 +11,16 @@ GenMET          pt, phi (float32, one per event)
 Muon            pt, eta, phi, mass (float32), charge, genPartIdx (int32; -> GenPart)
 Jet             pt, eta, phi, mass (float32), genJetIdx (int32; -> GenJet)
 MET             pt, phi, sumEt (float32, one per event)
+Pileup          nPU (int32, one per event; optional)
+Rho             fixedGridRhoFastjetCentral (float32, GeV, one per event; optional)
 run             uint32
 luminosityBlock uint32
 event           uint64
 genWeight       float32
 =============== ==========================================================================
 
-Muon, Jet and MET are absent from GEN-only files.
+Muon, Jet and MET are absent from GEN-only files. Optional: ``Jet_area`` (float32), and the
+Pileup and Rho branches, written when the detector model provides them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,14 @@ import awkward as ak
 import numpy as np
 import uproot
 
-__all__ = ["GEN_BRANCHES", "RECO_BRANCHES", "NanoAODWriter", "nanoaod_columns"]
+__all__ = [
+    "GEN_BRANCHES",
+    "OPTIONAL_RECO_BRANCHES",
+    "OPTIONAL_RECO_FIELDS",
+    "RECO_BRANCHES",
+    "NanoAODWriter",
+    "nanoaod_columns",
+]
 
 _F4, _I4 = np.dtype(np.float32), np.dtype(np.int32)
 _P4 = {"pt": _F4, "eta": _F4, "phi": _F4, "mass": _F4}
@@ -53,15 +63,24 @@ RECO_BRANCHES: dict[str, dict[str, np.dtype] | np.dtype] = {
     "Jet": _P4 | {"genJetIdx": _I4},
     "MET": {"pt": _F4, "phi": _F4, "sumEt": _F4},
 }
+#: RECO collections a detector model may add (pileup interactions, median pileup density).
+OPTIONAL_RECO_BRANCHES: dict[str, dict[str, np.dtype] | np.dtype] = {
+    "Pileup": {"nPU": _I4},
+    "Rho": {"fixedGridRhoFastjetCentral": _F4},
+}
+#: Fields a detector model may add to the RECO collections.
+OPTIONAL_RECO_FIELDS: dict[str, dict[str, np.dtype]] = {"Jet": {"area": _F4}}
 
 
 def nanoaod_columns(columns: Mapping[str, Any]) -> dict[str, Any]:
     """Cast `columns` (collection name -> per-event awkward records or flat array) to the
-    NanoAOD dtypes; all of GEN_BRANCHES is required, RECO_BRANCHES all or none."""
+    NanoAOD dtypes; all of GEN_BRANCHES is required, RECO_BRANCHES all or none, and the
+    OPTIONAL_RECO_BRANCHES and OPTIONAL_RECO_FIELDS present are written too."""
     reco = [name for name in RECO_BRANCHES if name in columns]
     if reco and len(reco) != len(RECO_BRANCHES):
         raise ValueError(f"columns have RECO collections {reco}, need all of {list(RECO_BRANCHES)}")
     expected = GEN_BRANCHES | (RECO_BRANCHES if reco else {})
+    expected |= {name: spec for name, spec in OPTIONAL_RECO_BRANCHES.items() if name in columns}
     unknown = set(columns) - set(expected)
     missing = set(expected) - set(columns)
     if unknown or missing:
@@ -75,6 +94,8 @@ def nanoaod_columns(columns: Mapping[str, Any]) -> dict[str, Any]:
         absent = set(spec) - set(ak.fields(array))
         if absent:
             raise ValueError(f"collection {name!r} lacks fields {sorted(absent)}")
+        extra = OPTIONAL_RECO_FIELDS.get(name, {})
+        spec = spec | {f: dtype for f, dtype in extra.items() if f in ak.fields(array)}
         out[name] = ak.zip({f: ak.values_astype(array[f], dtype) for f, dtype in spec.items()})
     return out
 

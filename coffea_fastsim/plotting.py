@@ -48,7 +48,7 @@ def plot_comparison(histogram: hist.Hist, samples: tuple[str, ...], output: Path
     axis = histogram.axes[1]
     available = [s for s in samples if s in histogram.axes["source"] and histogram[s, :].sum() > 0]
     fig, (main, lower) = plt.subplots(
-        2, 1, figsize=(6, 6), sharex=True, gridspec_kw={"height_ratios": (3, 1), "hspace": 0.05}
+        2, 1, figsize=(8, 8), sharex=True, gridspec_kw={"height_ratios": (3, 1), "hspace": 0.05}
     )
     counts = {s: histogram[s, :].values() for s in available}
     for sample in available:
@@ -56,14 +56,23 @@ def plot_comparison(histogram: hist.Hist, samples: tuple[str, ...], output: Path
         density = counts[sample] / total / axis.widths
         error = np.sqrt(counts[sample]) / total / axis.widths
         mplhep.histplot(density, axis.edges, yerr=error, ax=main, histtype="step", **STYLES[sample])
-    main.set_ylabel("normalized entries / bin width")
-    main.legend(fontsize="small")
+    main.set_ylabel("normalized density", fontsize="small")
+    main.set_ylim(0, main.get_ylim()[1] * 1.3)
+    main.legend(fontsize="x-small", ncols=len(available), loc="upper center")
     if "dl" in counts and "reco" in counts:
         ratio, ratio_error = _normalized_ratio(counts["dl"], counts["reco"])
-        lower.errorbar(axis.centers, ratio, yerr=ratio_error, fmt="o", markersize=3, color="black")
+        filled = (counts["dl"] > 0) & (counts["reco"] > 0)
+        lower.errorbar(
+            axis.centers[filled],
+            ratio[filled],
+            yerr=ratio_error[filled],
+            fmt="o",
+            markersize=3,
+            color="black",
+        )
     lower.axhline(1.0, color="0.5", linewidth=1)
     lower.set_ylim(0.5, 1.5)
-    lower.set_ylabel("DL / RECO")
+    lower.set_ylabel("DL / RECO", fontsize="x-small")
     lower.set_xlabel(axis.label)
     output.parent.mkdir(parents=True, exist_ok=True)
     written = []

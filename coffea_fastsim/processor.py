@@ -14,6 +14,7 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+import torch
 from coffea import processor
 
 from coffea_fastsim.dataset import chunk_file_name, write_chunk
@@ -40,6 +41,8 @@ class FastSimConfig:
         seed: seed of the per-event noise; with the event identity it fixes every DL value.
         output_dir: where to write the DL dataset (one Parquet file per chunk); None: no dataset.
         selection: the W+jet selection cuts.
+        threads: torch CPU threads in each worker; None keeps torch's default (all cores).
+            Use 1 when several worker processes share the cores.
     """
 
     model: str | os.PathLike
@@ -48,6 +51,11 @@ class FastSimConfig:
     seed: int = 0
     output_dir: str | os.PathLike | None = None
     selection: Selection = field(default_factory=Selection)
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be a positive integer or None, got {self.threads}")
 
 
 class FastSimProcessor(processor.ProcessorABC):
@@ -77,6 +85,8 @@ class FastSimProcessor(processor.ProcessorABC):
     def process(self, events: ak.Array) -> dict[str, Any]:
         metadata = getattr(events, "metadata", None) or {}
         dataset = metadata.get("dataset", "events")
+        if self.config.threads is not None:
+            torch.set_num_threads(self.config.threads)
         features = build_features(events, self.config.selection)
         dl = self.engine.predict(
             features.gen, features.run, features.luminosity_block, features.event
