@@ -55,7 +55,8 @@ def main() -> None:
             module(x, eps)
 
     eager_rate = best_rate(eager, args.events, args.repeats)
-    print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}")
+    machine = platform.processor() or platform.machine()
+    print(f"machine: {machine}, torch threads {torch.get_num_threads()}")
     print(f"engine.predict (chunked, per-event noise): {engine_rate:12,.0f} events/s")
     print(f"plain eager forward (one batch, torch RNG): {eager_rate:12,.0f} events/s")
     print(f"ratio engine / eager: {engine_rate / eager_rate:.2f}")

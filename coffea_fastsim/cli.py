@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,14 +38,18 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Generate W(->mu nu)+jet events at 13 TeV with Pythia8, cluster GEN jets with FastJet "
             "(anti-kt R=0.5), pass them through a detector model and write a NanoAOD-like ROOT "
-            "file (Events tree with GenPart, GenJet, GenMET, Muon, Jet, MET). Needs the "
-            "'generate' extra: pip install 'coffea-fastsim[generate]'."
+            "file (Events tree with GenPart, GenJet, GenMET, Muon, Jet, MET). With --preset, "
+            "OUTPUT is a directory and the preset's samples are written into it (existing files "
+            "are kept). Needs the 'generate' extra: pip install 'coffea-fastsim[generate]'."
         ),
     )
-    parser.add_argument("output", type=Path, help="ROOT file to write (written atomically)")
     parser.add_argument(
-        "-n", "--events", type=int, required=True, help="number of Pythia events to generate"
+        "output", type=Path, help="ROOT file to write (atomically); with --preset, a directory"
     )
+    parser.add_argument(
+        "-n", "--events", type=int, default=None, help="number of Pythia events to generate"
+    )
+    parser.add_argument("--preset", default=None, help="named sample set: paper, small")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument(
         "--workers", type=int, default=None, help="parallel processes (default: number of cores)"
@@ -57,7 +60,32 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
         default=20.0,
         help="minimum pT of the hard W+parton process in GeV",
     )
-    parser.add_argument("--detector", default="cms-card", help="detector model (default: cms-card)")
+    parser.add_argument("--detector", default=None, help="detector model (default: cms-particle)")
+    parser.add_argument(
+        "--mu",
+        "--pileup",
+        dest="mu",
+        type=float,
+        default=None,
+        help="mean number of pileup interactions (cms-particle only; default: %(default)s = "
+        "the detector's default)",
+    )
+    parser.add_argument(
+        "--pool-events",
+        type=int,
+        default=None,
+        help="minimum-bias pool size for pileup (made once, cached in $COFFEA_FASTSIM_CACHE "
+        "or ~/.cache/coffea-fastsim)",
+    )
+    parser.add_argument(
+        "--resimulations",
+        type=int,
+        default=0,
+        help="also write NAME.resimK.root, K = 1..N: the same GEN events with independent RECO",
+    )
+    parser.add_argument(
+        "--detector-seed", type=int, default=None, help="seed of the detector (default: --seed)"
+    )
     parser.add_argument(
         "--gen-only", action="store_true", help="write GEN collections only (no RECO)"
     )
@@ -188,6 +216,17 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-event DL noise")
     parser.add_argument("--no-dataset", action="store_true", help="do not write the DL dataset")
+    parser.add_argument(
+        "--skip-bad-files",
+        action="store_true",
+        help="skip unreadable files instead of stopping; they are listed in manifest.json",
+    )
+    parser.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="recompute every chunk (by default, chunks checkpointed in OUTPUT_DIR/checkpoints "
+        "by an earlier run with the same model, seed and selection are reused)",
+    )
 
 
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
@@ -261,21 +300,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from coffea_fastsim.generation import GenerationConfig, generate_sample
+    import dataclasses
 
+    from coffea_fastsim.generation import DEFAULT_DETECTOR, GenerationConfig, generate_sample
+    from coffea_fastsim.pileup import MinBiasPoolConfig
+    from coffea_fastsim.presets import generate_preset
+
+    if (args.preset is None) == (args.events is None):
+        raise ValueError("give either -n/--events or --preset")
+    pool = MinBiasPoolConfig()
+    if args.pool_events is not None:
+        pool = dataclasses.replace(pool, n_events=args.pool_events)
     config = GenerationConfig(
-        n_events=args.events,
+        n_events=args.events or 1,
         seed=args.seed,
         pthat_min=args.pthat_min,
         n_workers=args.workers,
-        detector=args.detector,
+        detector=args.detector or DEFAULT_DETECTOR,
         include_reco=not args.gen_only,
+        detector_seed=args.detector_seed,
+        mu=args.mu,
+        pool=pool,
+        resimulations=args.resimulations,
     )
-    summary = generate_sample(args.output, config)
-    print(
-        f"wrote {summary.n_events} events to {summary.path} "
-        f"in {summary.wall_seconds:.1f} s ({summary.events_per_second:.0f} events/s)"
+    print(f"detector {config.detector}, mean pileup {config.pileup_mu:g}")
+    summaries = (
+        generate_preset(args.preset, args.output, config)
+        if args.preset
+        else [generate_sample(args.output, config)]
     )
+    for summary in summaries:
+        if isinstance(summary, Path):
+            print(f"kept {summary} (already there)")
+            continue
+        print(
+            f"wrote {summary.n_events} events to {summary.path} "
+            f"in {summary.wall_seconds:.1f} s ({summary.events_per_second:.0f} events/s)"
+        )
+        for path in summary.resimulations:
+            print(f"wrote the re-simulation {path}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -357,16 +420,30 @@ def _validate(args: argparse.Namespace) -> None:
     print(f"report written to {report}")
 
 
+class IncompleteRunError(RuntimeError):
+    """The run finished but its outputs do not account for every input event."""
+
+
 def _run_and_save(
     args: argparse.Namespace, inputs: Sequence[Path], model: Path, dataset: str
 ) -> Path:
     from coffea.util import save
 
-    from coffea_fastsim.processor import FastSimConfig, FastSimProcessor
+    from coffea_fastsim.manifest import (
+        build_manifest,
+        manifest_notes,
+        manifest_problems,
+        write_manifest,
+    )
+    from coffea_fastsim.processor import FastSimConfig
     from coffea_fastsim.runner import make_fileset, run_processor
     from processors.wjets import WJetsProcessor
 
-    fileset = make_fileset(inputs, dataset)
+    if args.skip_bad_files:
+        # The Runner skips unreadable files itself; the manifest lists them.
+        fileset = {dataset: [str(path) for path in inputs]}
+    else:
+        fileset = make_fileset(inputs, dataset)
     config = FastSimConfig(
         model=model,
         chunk_size=args.inference_chunk_size,
@@ -376,28 +453,40 @@ def _run_and_save(
         # Worker processes share the cores: one torch thread each avoids oversubscription.
         threads=1 if args.executor != "iterative" and args.workers > 1 else None,
     )
-    processor_class: type[FastSimProcessor] = WJetsProcessor
-    start = time.perf_counter()
-    output = run_processor(
+    fastsim = WJetsProcessor(config)
+    result = run_processor(
         fileset,
-        processor_class(config),
+        fastsim,
         executor=args.executor,
         workers=args.workers,
         scheduler=args.scheduler,
         chunksize=args.chunksize,
+        skipbadfiles=args.skip_bad_files,
+        checkpoint_dir=None if args.no_resume else args.output_dir / "checkpoints",
     )
-    elapsed = time.perf_counter() - start
     args.output_dir.mkdir(parents=True, exist_ok=True)
     histogram_path = args.output_dir / "histograms.coffea"
     temporary = histogram_path.with_suffix(".coffea.tmp")
-    save(output, temporary)
+    save(result.output, temporary)
     temporary.replace(histogram_path)
-    for name, result in output.items():
-        cutflow = result["cutflow"]
+    for name, output in result.output.items():
+        cutflow = output["cutflow"]
         print(
             f"[{name}] {cutflow['input']} events read, {cutflow['gen_selected']} pass the GEN "
             f"selection, {cutflow['reco_matched']} have a matched RECO muon and jet "
-            f"({elapsed:.1f} s, {cutflow['input'] / max(elapsed, 1e-9):.0f} events/s)"
+            f"({result.seconds:.1f} s, {cutflow['input'] / max(result.seconds, 1e-9):.0f} events/s)"
+        )
+    manifest = build_manifest(
+        fileset, result.output, fastsim.engine.metadata, args.seed, result.lost_workers
+    )
+    manifest_path = write_manifest(manifest, args.output_dir)
+    for note in manifest_notes(manifest):
+        print(f"note: {note}")
+    problems = manifest_problems(manifest)
+    if problems:
+        raise IncompleteRunError(
+            "the outputs do not cover every input event (see "
+            f"{manifest_path}):\n  " + "\n  ".join(problems)
         )
     return histogram_path
 
@@ -405,6 +494,7 @@ def _run_and_save(
 def _run(args: argparse.Namespace) -> None:
     histogram_path = _run_and_save(args, args.inputs, args.model, args.dataset)
     print(f"histograms: {histogram_path}")
+    print(f"manifest: {args.output_dir / 'manifest.json'}")
     if not args.no_dataset:
         print(f"DL dataset: {args.output_dir / 'dataset' / args.dataset}")
 
@@ -461,8 +551,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, KeyError) as error:
+    except IncompleteRunError as error:
+        print(f"coffea-fastsim {args.command}: incomplete: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        if os.environ.get("COFFEA_FASTSIM_DEBUG"):
+            raise
         print(f"coffea-fastsim {args.command}: error: {error}", file=sys.stderr)
+        print("(set COFFEA_FASTSIM_DEBUG=1 to see the traceback)", file=sys.stderr)
         return 2
     return 0
 

@@ -15,7 +15,9 @@ Input layout (awkward arrays, one entry per event):
   ``py``, ``pz``, ``E`` in GeV).
 
 Output: records with ``Muon`` (pt, eta, phi, mass, charge, genPartIdx), ``Jet`` (pt, eta,
-phi, mass, genJetIdx), each sorted by decreasing pT, and ``MET`` (pt, phi, sumEt); GeV.
+phi, mass, genJetIdx), each sorted by decreasing pT, and ``MET`` (pt, phi, sumEt); GeV. A
+model may add the optional branches of `coffea_fastsim.nanoaod_writer` (``Jet.area``,
+``Pileup``, ``Rho``), as `CmsParticleDetector` does.
 """
 
 from __future__ import annotations

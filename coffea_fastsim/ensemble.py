@@ -94,4 +94,6 @@ def ensemble_band(member_counts: np.ndarray) -> np.ndarray:
         return np.zeros(member_counts.shape[1])
     totals = member_counts.sum(axis=1, keepdims=True)
     fractions = np.divide(member_counts, totals, out=np.zeros_like(member_counts), where=totals > 0)
-    return fractions.std(axis=0, ddof=1)
+    # Spread of the differences to the first member: the same value, but exactly zero for
+    # identical members (the mean of equal floats can round away from them).
+    return (fractions - fractions[0]).std(axis=0, ddof=1)

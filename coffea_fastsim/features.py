@@ -81,6 +81,8 @@ class EventFeatures:
         reco_valid: shape (n,), bool: the event has a matched RECO muon and jet that pass
             the RECO requirements. All False when the input has no RECO collections.
         n_input: number of events given to :func:`build_features`.
+        n_gen_nonfinite: events with a NaN or infinite value in a GEN kinematic branch that
+            the selection reads; they are excluded from the selection and counted here.
     """
 
     run: np.ndarray
@@ -90,6 +92,7 @@ class EventFeatures:
     reco: np.ndarray | None
     reco_valid: np.ndarray
     n_input: int
+    n_gen_nonfinite: int = 0
 
     def __len__(self) -> int:
         return len(self.gen)
@@ -131,6 +134,21 @@ def _momentum4d(collection: ak.Array) -> ak.Array:
             "mass": collection.mass,
         }
     )
+
+
+def _nonfinite_gen(events: ak.Array) -> np.ndarray:
+    """Per event: does any GEN kinematic value (pt, eta, phi, mass) read here fail isfinite?"""
+    bad = np.zeros(len(events), dtype=bool)
+    for collection in ("GenPart", "GenJet", "GenMET"):
+        for name in GEN_FIELDS[collection]:
+            if name not in ("pt", "eta", "phi", "mass"):
+                continue
+            values = events[collection][name]
+            not_finite = ~np.isfinite(values)
+            if values.ndim > 1:
+                not_finite = ak.any(not_finite, axis=1)
+            bad |= ak.to_numpy(not_finite).astype(bool)
+    return bad
 
 
 def _closest(candidates: ak.Array, target: ak.Array) -> ak.Array:
@@ -208,7 +226,8 @@ def build_features(events: ak.Array, selection: Selection | None = None) -> Even
     passes = ak.to_numpy(
         ~ak.is_none(gen_muon) & ~ak.is_none(gen_jet) & ak.fill_none(gen_jet.mass > 0, False)
     )
-    passes = passes.astype(bool)
+    nonfinite = _nonfinite_gen(events)
+    passes = passes.astype(bool) & ~nonfinite
 
     gen_muon, gen_jet, passed = gen_muon[passes], gen_jet[passes], events[passes]
     gen = _feature_matrix(gen_muon, gen_jet, passed.GenMET.pt, passed.GenMET.phi)
@@ -236,6 +255,7 @@ def build_features(events: ak.Array, selection: Selection | None = None) -> Even
         reco=reco,
         reco_valid=reco_valid,
         n_input=n_input,
+        n_gen_nonfinite=int(nonfinite.sum()),
     )
 
 

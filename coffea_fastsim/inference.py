@@ -29,10 +29,12 @@ from coffea_fastsim.model_io import LoadedModel, load_model
 from coffea_fastsim.noise import event_noise
 from coffea_fastsim.observables import FEATURE_NAMES
 
-__all__ = ["EVALUATION_BLOCK", "SurrogateEngine"]
+__all__ = ["EVALUATION_BLOCK", "MIN_CHUNK_SIZE", "SurrogateEngine"]
 
 #: Rows per network evaluation; fixed so that results do not depend on chunking.
 EVALUATION_BLOCK = 1024
+#: Smallest chunk that an out-of-memory retry halves down to.
+MIN_CHUNK_SIZE = EVALUATION_BLOCK
 
 
 def _evaluate_blocks(module: nn.Module, x_gen: Tensor, eps: Tensor) -> Tensor:
@@ -148,15 +150,36 @@ class SurrogateEngine:
         if n_events == 0:
             return output
         module = self.loaded.module
+        chunk_size = self.chunk_size
+        start = 0
         # The plain interpreter runs the same kernels on every call; the profiling executor
         # would switch to a re-optimized graph after a few calls.
         with torch.inference_mode(), torch.jit.optimized_execution(False):
-            for start in range(0, n_events, self.chunk_size):
-                chunk = slice(start, start + self.chunk_size)
+            while start < n_events:
+                chunk = slice(start, start + chunk_size)
                 eps = event_noise(
                     self.seed, run[chunk], luminosity_block[chunk], event[chunk], gen.shape[1]
                 )
-                x_gen = torch.from_numpy(gen[chunk].astype(np.float32)).to(self.device)
-                x_dl = _evaluate_blocks(module, x_gen, torch.from_numpy(eps).to(self.device))
+                try:
+                    x_gen = torch.from_numpy(gen[chunk].astype(np.float32)).to(self.device)
+                    x_dl = _evaluate_blocks(module, x_gen, torch.from_numpy(eps).to(self.device))
+                except torch.OutOfMemoryError as error:
+                    chunk_size = self._smaller_chunk(chunk_size, error)
+                    continue
                 output[chunk] = x_dl.cpu().numpy()
+                start += chunk_size
         return output
+
+    def _smaller_chunk(self, chunk_size: int, error: BaseException) -> int:
+        """Half of ``chunk_size`` after an out-of-memory error, or a clear error below the floor.
+
+        Outputs do not depend on the chunk size, so retrying with smaller chunks is exact.
+        """
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if chunk_size <= MIN_CHUNK_SIZE:
+            raise RuntimeError(
+                f"out of memory on {self.device} even with chunks of {chunk_size} events "
+                f"(the floor): free device memory, or use device='cpu'"
+            ) from error
+        return max(chunk_size // 2, MIN_CHUNK_SIZE)

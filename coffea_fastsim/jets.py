@@ -110,16 +110,11 @@ class RhoGrid:
         return np.clip(np.searchsorted(lows, eta, side="right") - 1, 0, len(self.ranges) - 1)
 
 
-#: Rho of CMS_PhaseII_200PU_v03.tcl (on the charged-hadron-subtracted energy flow).
-CMS_RHO_GRID = RhoGrid(
-    (
-        (-5.0, -4.0, 1.0, 1.0),
-        (-4.0, -1.5, 1.0, 1.0),
-        (-1.5, 1.5, 1.0, 1.0),
-        (1.5, 4.0, 1.0, 1.0),
-        (4.0, 5.0, 1.0, 1.0),
-    )
-)
+#: Rho on the charged-hadron-subtracted energy flow with 1 x 1 cells as in
+#: CMS_PhaseII_200PU_v03.tcl, its eta ranges split at the edge of the tracker as that card
+#: does at its own (|eta| = 4 there, 2.5 for the Run-2 tracker): where tracks are missing the
+#: charged pileup is not subtracted and the density is higher.
+CMS_RHO_GRID = RhoGrid(((-5.0, -2.5, 1.0, 1.0), (-2.5, 2.5, 1.0, 1.0), (2.5, 5.0, 1.0, 1.0)))
 
 
 def rho_median(

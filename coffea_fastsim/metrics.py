@@ -38,18 +38,23 @@ def _finite(values: np.ndarray, name: str) -> np.ndarray:
     return values
 
 
-def wasserstein_over_sigma(sample: np.ndarray, reference: np.ndarray) -> float:
+def wasserstein_over_sigma(
+    sample: np.ndarray, reference: np.ndarray, pooled: bool = False
+) -> float:
     """Wasserstein-1 distance between two samples, divided by the reference's standard deviation.
 
     Arguments:
         sample: values, shape (n,); non-finite values are ignored.
         reference: values, shape (m,); non-finite values are ignored.
+        pooled: divide by the standard deviation of both samples together instead, for
+            references that can be (nearly) constant, e.g. the residual of a coordinate the
+            detector measures almost exactly.
 
     Returns:
         W1 / std(reference), dimensionless; 0 for identical distributions.
     """
     sample, reference = _finite(sample, "sample"), _finite(reference, "reference")
-    scale = reference.std()
+    scale = np.concatenate([sample, reference]).std() if pooled else reference.std()
     if scale == 0:
         raise ValueError("the reference sample has zero spread")
     return float(wasserstein_distance(sample, reference) / scale)
@@ -135,6 +140,7 @@ def agreement(
     counts: np.ndarray,
     reference_counts: np.ndarray,
     systematic: np.ndarray | None = None,
+    pooled: bool = False,
 ) -> Agreement:
     """W1/sigma and KS of two unbinned samples, chi2 of their histograms.
 
@@ -143,10 +149,11 @@ def agreement(
         counts, reference_counts: histograms of the same values, shape (n_bins,).
         systematic: per-bin uncertainty of the normalized ``counts`` (see
             :func:`histogram_chi2`).
+        pooled: sigma of both samples together (see :func:`wasserstein_over_sigma`).
     """
     chi2, ndf = histogram_chi2(counts, reference_counts, systematic)
     return Agreement(
-        w1_over_sigma=wasserstein_over_sigma(sample, reference),
+        w1_over_sigma=wasserstein_over_sigma(sample, reference, pooled),
         ks=ks_statistic(sample, reference),
         chi2=chi2,
         ndf=ndf,

@@ -69,7 +69,7 @@ class CmsParticleCard:
         jet_abs_eta_max: jets beyond this |eta| are dropped (calorimeter coverage).
         jes_offset, jes_slope: JetEnergyScale, sqrt((offset - slope |eta|)^2 / pT + 1).
         pileup: PileUpMerger and TrackPileUpSubtractor (CMS_PhaseII_200PU_v03).
-        rho_grid: Rho (FastJetGridMedianEstimator, CMS_PhaseII_200PU_v03).
+        rho_grid: Rho (FastJetGridMedianEstimator), see `coffea_fastsim.jets.CMS_RHO_GRID`.
         gen_jet_match_dr: a jet's genJetIdx is the closest GEN jet within this Delta R.
     """
 
@@ -166,7 +166,7 @@ class CmsParticleDetector:
         self, particles: ak.Array, gen_jets: ak.Array, rng: np.random.Generator
     ) -> ak.Array:
         """See `coffea_fastsim.detector.Detector.reconstruct`; adds ``Jet.area``, ``Pileup``
-        (nPU) and ``Rho`` (fixedGridRhoFastjetCentral, |eta| < 1.5, GeV)."""
+        (nPU) and ``Rho`` (fixedGridRhoFastjetCentral: rho of the range holding eta = 0, GeV)."""
         step = max(1, int(_PILEUP_PER_STEP / max(self.mu, 1.0)))
         parts = [
             self._reconstruct(particles[i : i + step], gen_jets[i : i + step], rng)
@@ -270,6 +270,7 @@ class CmsParticleDetector:
             candidates.px, candidates.py, candidates.pz, candidates.energy
         )
         rho = rho_median(card.rho_grid, candidates.event, n, c_pt, c_eta, c_phi)
+        central = int(card.rho_grid.range_of(np.zeros(1))[0])
 
         # Muons: tracked muons, identification efficiency, then isolation on the energy flow.
         is_muon = candidates.particle >= 0
@@ -280,7 +281,9 @@ class CmsParticleDetector:
         charged_sum, neutral_sum = self._cone_sums(muon, candidates, c_pt, c_eta, c_phi)
         if pileup:
             cone_area = np.pi * card.muon_isolation_dr**2
-            neutral_sum = np.maximum(neutral_sum - rho[candidates.event[muon], 2] * cone_area, 0)
+            neutral_sum = np.maximum(
+                neutral_sum - rho[candidates.event[muon], central] * cone_area, 0
+            )
         isolated = charged_sum + neutral_sum <= card.muon_isolation_ratio_max * c_pt[muon]
         muon = muon[isolated]
 
@@ -309,7 +312,7 @@ class CmsParticleDetector:
                 "Jet": jet_records,
                 "MET": met,
                 "Pileup": ak.zip({"nPU": n_interactions}),
-                "Rho": ak.zip({"fixedGridRhoFastjetCentral": rho[:, 2]}),
+                "Rho": ak.zip({"fixedGridRhoFastjetCentral": rho[:, central]}),
             },
             depth_limit=1,
         )

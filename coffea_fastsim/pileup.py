@@ -28,6 +28,7 @@ __all__ = [
     "PileupParticles",
     "cache_directory",
     "make_min_bias_pool",
+    "save_pool",
 ]
 
 _POOL_FORMAT = 1
@@ -149,11 +150,37 @@ def make_min_bias_pool(
         with multiprocessing.get_context("spawn").Pool(n_workers) as pool:
             parts = pool.map(_pool_job, jobs)
     arrays = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    save_pool(path, **arrays)
+    return path
+
+
+def save_pool(
+    path: str | os.PathLike,
+    counts: np.ndarray,
+    p4: np.ndarray,
+    pdg_id: np.ndarray,
+    charge: np.ndarray,
+) -> None:
+    """Write a pool file atomically (a temporary file renamed at the end).
+
+    Arguments:
+        path: the ``.npz`` file.
+        counts: particles per pool event, shape (n_events,).
+        p4: (px, py, pz, E) of the particles in GeV, shape (n, 4), grouped by event.
+        pdg_id: PDG codes, shape (n,).
+        charge: electric charges in units of e, shape (n,).
+    """
+    path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with temporary.open("wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(
+            handle,
+            counts=np.asarray(counts, dtype=np.int64),
+            p4=np.asarray(p4, dtype=np.float32),
+            pdg_id=np.asarray(pdg_id, dtype=np.int32),
+            charge=np.asarray(charge, dtype=np.int8),
+        )
     temporary.replace(path)
-    return path
 
 
 @dataclass(frozen=True)

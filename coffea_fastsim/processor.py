@@ -7,8 +7,9 @@ input has RECO collections) RECO, and optionally writes the DL dataset.
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from coffea import processor
 
+from coffea_fastsim import __version__
 from coffea_fastsim.dataset import chunk_file_name, write_chunk
 from coffea_fastsim.features import (
     EventFeatures,
@@ -62,7 +64,10 @@ class FastSimProcessor(processor.ProcessorABC):
     """Fill GEN / DL / RECO histograms and write the DL dataset, chunk by chunk.
 
     The output of :meth:`process` is ``{dataset: {"histograms": {...}, "cutflow": {...},
-    "dataset_files": [...]}}``; histograms are ``hist.Hist`` with a ``source`` axis.
+    "files": {path: {"entries": n, "gen_selected": k}}, "dataset_files": [...]}}``;
+    histograms are ``hist.Hist`` with a ``source`` axis. The cutflow counts the input
+    events, the GEN-selected ones, those with a RECO match, and, so that nothing is dropped
+    silently, events excluded for non-finite GEN values and DL outputs that are not finite.
     The model is loaded lazily once per worker and never pickled with the processor.
     """
 
@@ -73,7 +78,23 @@ class FastSimProcessor(processor.ProcessorABC):
         )
         # Load once here so that a missing or mismatched model fails before any chunk is sent;
         # the engine reloads it lazily on each worker.
-        _ = self.engine.metadata
+        self.model_checksum = str(self.engine.metadata["checksum"])
+
+    def fingerprint(self) -> str:
+        """What fixes every output of a chunk: model, noise seed, selection, dataset target."""
+        return json.dumps(
+            {
+                "model": self.model_checksum,
+                "seed": self.config.seed,
+                "selection": asdict(self.config.selection),
+                "output_dir": None
+                if self.config.output_dir is None
+                else str(self.config.output_dir),
+                "processor": type(self).__qualname__,
+                "version": __version__,
+            },
+            sort_keys=True,
+        )
 
     def analyze(self, observables: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
         """Analysis-specific additions to a chunk's output; ``observables[sample][name]`` (n,).
@@ -95,7 +116,7 @@ class FastSimProcessor(processor.ProcessorABC):
         histograms = make_histograms()
         observables = {
             "gen": observables_of(features.gen),
-            "dl": observables_of(dl.astype(np.float64)),
+            "dl": observables_of(dl),
         }
         fill_observables(histograms, "gen", observables["gen"])
         fill_observables(histograms, "dl", observables["dl"])
@@ -110,15 +131,24 @@ class FastSimProcessor(processor.ProcessorABC):
 
         cutflow = {
             "input": features.n_input,
+            "gen_nonfinite": features.n_gen_nonfinite,
             "gen_selected": len(features),
             "reco_matched": int(features.reco_valid.sum()),
+            "dl_nonfinite": int((~np.isfinite(dl).all(axis=1)).sum()),
         }
+        filename = str(metadata.get("filename", "events"))
+        files = {filename: {"entries": features.n_input, "gen_selected": len(features)}}
         dataset_files = []
         if self.config.output_dir is not None:
             dataset_files.append(
                 self._write_dataset(features, observables["dl"], metadata, dataset)
             )
-        output = {"histograms": histograms, "cutflow": cutflow, "dataset_files": dataset_files}
+        output = {
+            "histograms": histograms,
+            "cutflow": cutflow,
+            "files": files,
+            "dataset_files": dataset_files,
+        }
         output.update(self.analyze(observables))
         return {dataset: output}
 

@@ -23,8 +23,24 @@ class InputFileError(ValueError):
     """An input file is missing, unreadable, or lacks the Events tree or needed branches."""
 
 
+def _check_baskets_inside(tree: uproot.TTree, path: Path) -> None:
+    """Raise if a basket of ``tree`` lies beyond the end of the file (a truncated copy)."""
+    size = path.stat().st_size
+    for branch in tree.itervalues(recursive=True):
+        n_baskets = branch.num_baskets
+        if n_baskets == 0:
+            continue
+        seeks = np.asarray(branch.member("fBasketSeek"))[:n_baskets]
+        sizes = np.asarray(branch.member("fBasketBytes"))[:n_baskets]
+        if np.any(seeks + sizes > size):
+            raise InputFileError(
+                f"{path} is truncated: branch {branch.name} has data beyond the file's {size} bytes"
+            )
+
+
 def check_input_file(path: str | os.PathLike) -> None:
-    """Raise :class:`InputFileError` unless ``path`` is a readable ROOT file with an Events tree."""
+    """Raise :class:`InputFileError` unless ``path`` is a readable, complete ROOT file with
+    an Events tree. Reads only metadata."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"input file not found: {path}")
@@ -33,6 +49,7 @@ def check_input_file(path: str | os.PathLike) -> None:
             if TREE_NAME not in file:
                 keys = ", ".join(file.keys(recursive=False)) or "none"
                 raise InputFileError(f"{path} has no '{TREE_NAME}' tree (keys: {keys})")
+            _check_baskets_inside(file[TREE_NAME], path)
     except InputFileError:
         raise
     except Exception as error:

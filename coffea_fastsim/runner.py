@@ -1,40 +1,86 @@
 """Run a FastSimProcessor over files with coffea's ``processor.Runner``.
 
-The same processor and the same files give identical histograms with the iterative, futures
-and dask executors: the DL noise of each event is fixed by its identity, not by its chunk.
+The same processor and the same files give identical histograms and DL datasets with the
+iterative, futures and dask executors: the DL noise of each event is fixed by its identity,
+not by its chunk. Failed dask tasks (e.g. a lost worker) are retried; chunk outputs can be
+checkpointed so that an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
+import uproot
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 
-from coffea_fastsim.reading import TREE_NAME, check_input_file
+from coffea_fastsim.checkpoint import ChunkCheckpointer
+from coffea_fastsim.features import GEN_FIELDS, ID_FIELDS
+from coffea_fastsim.reading import TREE_NAME, InputFileError, check_input_file
 
-__all__ = ["EXECUTORS", "Fileset", "make_fileset", "run_processor"]
+__all__ = [
+    "BAD_FILE_ERRORS",
+    "EXECUTORS",
+    "Fileset",
+    "RunResult",
+    "check_gen_branches",
+    "make_fileset",
+    "run_processor",
+]
 
 ExecutorName = Literal["iterative", "futures", "dask"]
 EXECUTORS: tuple[str, ...] = ("iterative", "futures", "dask")
 Fileset = Mapping[str, Sequence[str]]
+#: Errors of unreadable (missing, truncated, corrupted) files that ``skipbadfiles`` skips.
+BAD_FILE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, EOFError)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of :func:`run_processor`.
+
+    Arguments:
+        output: the processor's accumulated output.
+        seconds: wall-clock time of the run.
+        lost_workers: dask workers that left during the run (their tasks were retried).
+    """
+
+    output: dict[str, Any]
+    seconds: float
+    lost_workers: tuple[str, ...] = ()
+
+
+def check_gen_branches(path: str | os.PathLike) -> None:
+    """Raise :class:`InputFileError` naming the file and the GEN branches it lacks."""
+    with uproot.open(path) as file:
+        present = set(file[TREE_NAME].keys())
+    needed = [f"{c}_{f}" for c, fields in GEN_FIELDS.items() for f in fields] + list(ID_FIELDS)
+    missing = [name for name in needed if name not in present]
+    if missing:
+        raise InputFileError(
+            f"{path} lacks GEN branches needed by the selection: {', '.join(missing)}"
+        )
 
 
 def make_fileset(
     files: Sequence[str | os.PathLike], dataset: str = "events"
 ) -> dict[str, list[str]]:
-    """A coffea fileset ``{dataset: [files]}``, after checking that every file is readable.
+    """A coffea fileset ``{dataset: [files]}``, after checking every file.
 
     Raises:
-        InputFileError: naming the first file that is missing, unreadable or has no Events tree.
+        InputFileError: naming the first file that is missing, unreadable, has no Events
+            tree, or lacks a GEN branch that the selection reads.
     """
     if not files:
         raise ValueError("no input files given")
     for path in files:
         check_input_file(path)
+        check_gen_branches(path)
     return {dataset: [os.fspath(path) for path in files]}
 
 
@@ -55,6 +101,10 @@ def _dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
         yield client
 
 
+def _worker_names(client: Any) -> set[str]:
+    return set(client.scheduler_info(n_workers=-1)["workers"])
+
+
 def run_processor(
     fileset: Fileset,
     processor_instance: processor.ProcessorABC,
@@ -65,8 +115,9 @@ def run_processor(
     chunksize: int = 100_000,
     retries: int = 3,
     skipbadfiles: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
     status: bool = True,
-) -> dict[str, Any]:
+) -> RunResult:
     """Run ``processor_instance`` on ``fileset`` with a coffea ``processor.Runner``.
 
     Arguments:
@@ -77,11 +128,11 @@ def run_processor(
         scheduler: address of an existing dask scheduler (``tcp://host:8786``); dask only.
         chunksize: events per Runner chunk.
         retries: dask retries of a failed chunk (e.g. a lost worker).
-        skipbadfiles: skip (and report) files that cannot be read instead of failing.
+        skipbadfiles: skip files that cannot be read (``BAD_FILE_ERRORS``) instead of
+            failing; a skipped file is missing from the output's ``files`` record, which the
+            manifest reports.
+        checkpoint_dir: keep each chunk's output there and reuse it in a rerun.
         status: show progress bars.
-
-    Returns:
-        The processor's accumulated output.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
@@ -97,13 +148,20 @@ def run_processor(
             executor=executor_instance,
             schema=NanoAODSchema,
             chunksize=chunksize,
-            skipbadfiles=skipbadfiles,
+            skipbadfiles=BAD_FILE_ERRORS if skipbadfiles else False,
+            checkpointer=None if checkpoint_dir is None else ChunkCheckpointer(checkpoint_dir),
         )
         return runner(dict(fileset), processor_instance=processor_instance, treename=TREE_NAME)
 
+    start = time.perf_counter()
     if executor == "iterative":
-        return run_with(processor.IterativeExecutor(status=status))
+        output = run_with(processor.IterativeExecutor(status=status))
+        return RunResult(output, time.perf_counter() - start)
     if executor == "futures":
-        return run_with(processor.FuturesExecutor(workers=workers, status=status))
+        output = run_with(processor.FuturesExecutor(workers=workers, status=status))
+        return RunResult(output, time.perf_counter() - start)
     with _dask_client(workers, scheduler) as client:
-        return run_with(processor.DaskExecutor(client=client, status=status, retries=retries))
+        before = _worker_names(client)
+        output = run_with(processor.DaskExecutor(client=client, status=status, retries=retries))
+        lost = tuple(sorted(before - _worker_names(client)))
+    return RunResult(output, time.perf_counter() - start, lost)

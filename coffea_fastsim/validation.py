@@ -219,7 +219,9 @@ def _counts(histograms: dict[str, hist.Hist], key: str, sample: str) -> np.ndarr
 
 def _clipped_residuals(features: np.ndarray, gen: np.ndarray) -> dict[str, np.ndarray]:
     """Relative residuals, clipped to the residual histogram range so that events with
-    x_GEN near 0 (px, py, phi ...) count at the edge instead of dominating W1 and sigma."""
+    x_GEN near 0 (px, py, phi ...) count at the edge instead of dominating W1 and sigma.
+    Their W1 is divided by the pooled sigma of both samples: the RECO residual of a
+    coordinate measured almost exactly (muon eta, phi) has nearly zero spread."""
     _, low, high = RESIDUAL_BINNING
     observables, gen_observables = observables_of(features), observables_of(gen)
     return {
@@ -291,6 +293,7 @@ def compare(
             _counts(histograms, residual_key, "dl"),
             _counts(histograms, residual_key, "reco"),
             band[residual_key],
+            pooled=True,
         )
     chi2_stat = {
         key: histogram_chi2(_counts(histograms, key, "dl"), _counts(histograms, key, "reco"))

@@ -306,7 +306,9 @@ def write_report(
     lines += ["## 2. Relative residuals (x - x_GEN)/x_GEN", ""]
     lines += [
         "Residuals are clipped to the histogram range [-1, 1] before W1 and KS, so that events "
-        "with x_GEN near 0 (px, py, phi) count at the edge instead of dominating.",
+        "with x_GEN near 0 (px, py, phi) count at the edge instead of dominating; W1 is divided "
+        "by the standard deviation of both residual samples together, because the RECO "
+        "residual of a coordinate the detector measures almost exactly has nearly zero spread.",
         "",
     ]
     lines += _agreement_table(result.model, floor, "residuals", RESIDUAL_PREFIX)

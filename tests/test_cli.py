@@ -45,7 +45,16 @@ def test_generate_train_run_plot(tmp_path, capsys):
     assert metadata["sources"] == [str(sample)]
 
     results = tmp_path / "results"
-    args = ["run", str(sample), "--model", str(model), "-o", str(results), "--executor", "iterative"]
+    args = [
+        "run",
+        str(sample),
+        "--model",
+        str(model),
+        "-o",
+        str(results),
+        "--executor",
+        "iterative",
+    ]
     assert main(args) == 0
     output = load(results / "histograms.coffea")
     cutflow = output["events"]["cutflow"]

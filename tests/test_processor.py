@@ -20,7 +20,7 @@ def run(
     sample, model, tmp_path, executor="iterative", chunksize=250, processor_class=FastSimProcessor
 ):
     config = FastSimConfig(model=model, chunk_size=64, seed=3, output_dir=tmp_path / "dataset")
-    output = run_processor(
+    result = run_processor(
         make_fileset([sample], "wjets"),
         processor_class(config),
         executor=executor,
@@ -28,7 +28,7 @@ def run(
         chunksize=chunksize,
         status=False,
     )
-    return output["wjets"]
+    return result.output["wjets"]
 
 
 def histogram_contents(result):
@@ -76,8 +76,13 @@ def test_outputs_match_the_input(wjets_sample, trained_model, reference):
     features = read_features(wjets_sample)
     assert reference["cutflow"] == {
         "input": features.n_input,
+        "gen_nonfinite": 0,
         "gen_selected": len(features),
         "reco_matched": int(features.reco_valid.sum()),
+        "dl_nonfinite": 0,
+    }
+    assert reference["files"] == {
+        str(wjets_sample): {"entries": features.n_input, "gen_selected": len(features)}
     }
     histograms = reference["histograms"]
     for name in OBSERVABLE_NAMES:
@@ -121,13 +126,3 @@ def test_wjets_processor_adds_the_signal_region(wjets_sample, trained_model, tmp
     expected = int(((gen["mt"] > 50.0) & (gen["jet_pt"] > 40.0)).sum())
     assert result["signal_region_yields"]["gen"] == expected
     assert result["signal_region_mt"]["gen", :].sum(flow=True) == expected
-
-
-def test_missing_model_fails_before_running(wjets_sample, tmp_path):
-    with pytest.raises(ValueError, match=r"missing\.pt"):
-        FastSimProcessor(FastSimConfig(model=tmp_path / "missing.pt"))
-
-
-def test_missing_input_file_is_named(tmp_path):
-    with pytest.raises(ValueError, match=r"nothere\.root"):
-        make_fileset([tmp_path / "nothere.root"])
