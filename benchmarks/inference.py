@@ -1,7 +1,10 @@
-"""Surrogate inference throughput: the engine vs plain eager PyTorch on the same model.
+"""Surrogate inference throughput: the engine vs plain eager PyTorch vs the FLOP limit.
 
 Usage: python benchmarks/inference.py [--model data/wjets_model.pt] [--events 1000000]
-Prints events/s of each and their ratio, measured side by side in one process.
+Prints, measured side by side in one process: events/s of SurrogateEngine.predict (chunked,
+per-event noise, fixed blocks), of one plain forward call of the same module, and the
+arithmetic limit: the model's multiply-adds per event against the float32 matrix throughput
+of a 4096 x 4096 matmul on the same machine and threads.
 """
 
 from __future__ import annotations
@@ -26,6 +29,23 @@ def best_rate(function, n_events: int, repeats: int) -> float:
         function()
         best = min(best, time.perf_counter() - start)
     return n_events / best
+
+
+def matmul_flops(repeats: int = 5) -> float:
+    """Best float32 FLOP/s of a 4096 x 4096 matrix product."""
+    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * 4096**3 / best
+
+
+def flops_per_event(module: torch.nn.Module) -> int:
+    """2 x multiply-adds of every linear layer of the module, per event."""
+    return sum(2 * p.shape[0] * p.shape[1] for name, p in module.named_parameters() if p.ndim == 2)
 
 
 def main() -> None:
@@ -55,11 +75,18 @@ def main() -> None:
             module(x, eps)
 
     eager_rate = best_rate(eager, args.events, args.repeats)
+    flops = matmul_flops()
+    per_event = flops_per_event(module)
+    limit = flops / per_event
     machine = platform.processor() or platform.machine()
     print(f"machine: {machine}, torch threads {torch.get_num_threads()}")
     print(f"engine.predict (chunked, per-event noise): {engine_rate:12,.0f} events/s")
     print(f"plain eager forward (one batch, torch RNG): {eager_rate:12,.0f} events/s")
     print(f"ratio engine / eager: {engine_rate / eager_rate:.2f}")
+    print(
+        f"FLOP limit: {per_event / 1e3:.0f} kFLOP/event at {flops / 1e9:.0f} GFLOP/s "
+        f"(4096^2 matmul) = {limit:12,.0f} events/s; engine at {engine_rate / limit:.0%} of it"
+    )
 
 
 if __name__ == "__main__":

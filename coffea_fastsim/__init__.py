@@ -3,10 +3,47 @@
 A neural transfer function, trained on a fraction of events that went through a full
 detector simulation, maps generator-level (GEN) analysis features to reconstructed-like
 (RECO) features for all other GEN events.
+
+The public API is imported lazily, so that ``coffea-fastsim --help`` starts fast:
+
+- :class:`FastSimProcessor`, :class:`FastSimConfig`: the coffea processor;
+- :class:`SurrogateEngine`: chunked, per-event seeded inference;
+- :func:`build_features`, :class:`Selection`, :func:`auxiliary_from_features`: the analysis;
+- :func:`run_processor`, :func:`make_fileset`: coffea's Runner with our defaults;
+- :func:`train_surrogate`, :func:`save_model`, :func:`load_model`: training and model files;
+- :func:`generate_sample`, :class:`GenerationConfig`: the reference simulation;
+- :func:`read_dataset`: the DL dataset.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_PUBLIC = {
+    "FastSimConfig": "coffea_fastsim.processor",
+    "FastSimProcessor": "coffea_fastsim.processor",
+    "GenerationConfig": "coffea_fastsim.generation",
+    "Selection": "coffea_fastsim.features",
+    "SurrogateEngine": "coffea_fastsim.inference",
+    "auxiliary_from_features": "coffea_fastsim.features",
+    "build_features": "coffea_fastsim.features",
+    "generate_sample": "coffea_fastsim.generation",
+    "load_model": "coffea_fastsim.model_io",
+    "make_fileset": "coffea_fastsim.runner",
+    "read_dataset": "coffea_fastsim.dataset",
+    "run_processor": "coffea_fastsim.runner",
+    "save_model": "coffea_fastsim.model_io",
+    "train_surrogate": "coffea_fastsim.training",
+}
+
+__all__ = ["__version__", *sorted(_PUBLIC)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    message = f"module 'coffea_fastsim' has no attribute {name!r}"
+    raise AttributeError(message)

@@ -20,12 +20,15 @@ Analysis-specific deep-learning fast simulation for coffea.
 
 A neural network, trained on GEN+RECO pairs from a detector simulation, turns the W(->mu nu)+jet
 GEN feature vector (muon and jet momenta, log jet mass, MET) into a RECO-like one in microseconds.
-Typical use: generate (or bring) a GEN+RECO sample, train a surrogate on it, then run it on many
-GEN-only events with coffea's processor.Runner, and plot DL vs RECO vs GEN.
+Typical use: generate (or bring) a GEN+RECO sample, train a surrogate on it, check it with the
+fidelity suite, then run it on many GEN-only events with coffea's processor.Runner, and plot
+DL vs RECO vs GEN.
 
   coffea-fastsim demo                       # the whole path on the embedded sample and model
-  coffea-fastsim generate train.root -n 20000
+  coffea-fastsim generate train.root -n 100000
+  coffea-fastsim generate test.root -n 20000 --seed 2 --resimulations 1
   coffea-fastsim train train.root -o model.pt
+  coffea-fastsim validate test.root --model model.pt --reco-prime test.resim1.root -o report.md
   coffea-fastsim run gen.root --model model.pt -o results/
   coffea-fastsim plot results/histograms.coffea -o results/plots
 """
@@ -96,8 +99,10 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train the surrogate on GEN+RECO files",
         description=(
-            "Train the Gaussian surrogate (two MLPs for the mean and the 84.1%% quantile) on the "
-            "selected events of NanoAOD-like files with GEN and RECO collections. 80%% of the "
+            "Train a surrogate on the selected events of NanoAOD-like files with GEN and RECO "
+            "collections: the paper's Gaussian model (two MLPs for the mean and the 84.1%% "
+            "quantile, the default) or a conditional normalizing flow of the 9 features "
+            "(--model flow, maximum likelihood; see docs/flow.md). 80%% of the "
             "events are used for learning (70%% training, 30%% validation), 20%% are held out; "
             "the held-out agreement (Wasserstein-1 / RECO std per observable) is printed."
         ),
@@ -117,6 +122,25 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         help="stop after this many epochs without a better validation loss (default: never)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the splits and the weights")
+    parser.add_argument(
+        "--model",
+        choices=("gaussian", "flow"),
+        default="gaussian",
+        help="model family (default: gaussian, the paper's)",
+    )
+    parser.add_argument(
+        "--flow-transform",
+        choices=("affine", "spline"),
+        default="affine",
+        help="flow only: univariate transform of the autoregressive flow (default: affine)",
+    )
+    parser.add_argument(
+        "--flow-transforms",
+        type=int,
+        default=3,
+        metavar="N",
+        help="flow only: number of autoregressive transforms (default: 3)",
+    )
     parser.add_argument(
         "--ensemble",
         type=int,
@@ -346,6 +370,7 @@ def _train(args: argparse.Namespace) -> None:
     import torch
 
     from coffea_fastsim.ensemble import member_path
+    from coffea_fastsim.flow import FlowConfig
     from coffea_fastsim.metrics import agreement_table
     from coffea_fastsim.model_io import save_model
     from coffea_fastsim.noise import event_noise
@@ -354,13 +379,23 @@ def _train(args: argparse.Namespace) -> None:
 
     if args.ensemble < 1:
         raise ValueError(f"--ensemble must be at least 1, got {args.ensemble}")
+    flow = (
+        FlowConfig(transform=args.flow_transform, transforms=args.flow_transforms)
+        if args.model == "flow"
+        else None
+    )
     gen, reco = feature_pairs(args.inputs)
     print(f"{len(gen)} selected events with a matched RECO muon and jet")
     for index in range(args.ensemble):
         seed = args.seed + index
         output = args.output if args.ensemble == 1 else member_path(args.output, index)
         config = TrainingConfig(
-            epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=seed
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            patience=args.patience,
+            seed=seed,
+            model=args.model,
+            flow=flow,
         )
         result = train_surrogate(gen, reco, config)
         test = result.split.test
@@ -379,7 +414,8 @@ def _train(args: argparse.Namespace) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
         save_model(result.model, output, metadata)
         print(
-            f"seed {seed}: best epoch {result.best_epoch} of {len(result.history.train_loss)} "
+            f"{args.model} model, seed {seed}: best epoch {result.best_epoch} of "
+            f"{len(result.history.train_loss)} "
             f"({result.seconds:.0f} s)"
         )
         print(f"held-out agreement, {len(test)} events: Wasserstein-1 / RECO std (0 = identical)")

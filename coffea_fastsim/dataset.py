@@ -1,4 +1,8 @@
-"""The analysis-specific DL dataset: event identity and DL observables, one Parquet file per chunk.
+"""The analysis-specific DL dataset: event identity and DL features, one Parquet file per chunk.
+
+Only the event identity and the 9 features (float32) are stored, about 40 bytes per event;
+the auxiliary observables are computed from the features when the dataset is read, with the
+same function as everywhere else (:func:`coffea_fastsim.features.auxiliary_from_features`).
 
 Each chunk's file is named by the input file's UUID and entry range, and written atomically
 (a temporary file in the same directory, then an atomic rename), so a run that stops half-way
@@ -15,6 +19,9 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+
+from coffea_fastsim.features import auxiliary_from_features
+from coffea_fastsim.observables import FEATURE_NAMES
 
 __all__ = ["chunk_file_name", "read_dataset", "write_chunk"]
 
@@ -46,9 +53,23 @@ def write_chunk(directory: str | os.PathLike, name: str, columns: Mapping[str, n
     return target
 
 
-def read_dataset(directory: str | os.PathLike) -> ak.Array:
-    """Read all chunk files of a DL dataset directory, in file-name order."""
+def read_dataset(directory: str | os.PathLike, auxiliary: bool = True) -> ak.Array:
+    """Read all chunk files of a DL dataset directory, in file-name order.
+
+    Arguments:
+        directory: the dataset directory (one ``*.parquet`` file per chunk).
+        auxiliary: add the auxiliary observables computed from the stored features.
+
+    Returns:
+        One record per event: run, luminosityBlock, event, the features (and auxiliaries).
+    """
     files = sorted(Path(directory).glob("*.parquet"))
     if not files:
         raise FileNotFoundError(f"no DL dataset files (*.parquet) in {directory}")
-    return ak.concatenate([ak.from_parquet(f) for f in files])
+    data = ak.concatenate([ak.from_parquet(f) for f in files])
+    if not auxiliary or not all(name in data.fields for name in FEATURE_NAMES):
+        return data
+    features = np.column_stack([ak.to_numpy(data[name]) for name in FEATURE_NAMES])
+    columns = {name: data[name] for name in data.fields}
+    columns.update(auxiliary_from_features(features))
+    return ak.zip(columns, depth_limit=1)

@@ -31,6 +31,7 @@ import numpy as np
 
 from coffea_fastsim.particle_detector import CmsParticleDetector
 from coffea_fastsim.response import (
+    CMS_MUON_EFFICIENCY,
     MUON_PDG_ID,
     NEUTRINO_PDG_IDS,
     CaloResolution,
@@ -112,11 +113,7 @@ class CmsCard:
             slope=(1.0e-4, 1.5e-4, 3.5e-4),
         )
     )
-    muon_efficiency: MuonEfficiency = field(
-        default_factory=lambda: MuonEfficiency(
-            pt_min=10.0, abs_eta_max=2.4, plateau=0.95, knee=1.0e3, slope=5.0e-4
-        )
-    )
+    muon_efficiency: MuonEfficiency = CMS_MUON_EFFICIENCY
     muon_isolation_dr: float = 0.5
     muon_isolation_pt_min: float = 0.5
     muon_isolation_ratio_max: float = 0.25

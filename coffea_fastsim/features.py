@@ -162,6 +162,9 @@ def _feature_matrix(
     muon: ak.Array, jet: ak.Array, met_pt: ak.Array, met_phi: ak.Array
 ) -> np.ndarray:
     """The (n, 9) feature matrix from per-event muon and jet 4-vectors and MET (GeV)."""
+    # A massless RECO jet gives log(0) = -inf; the caller marks such events invalid.
+    with np.errstate(divide="ignore"):
+        log_mass = np.log(jet.mass)
     columns = [
         muon.px,
         muon.py,
@@ -169,7 +172,7 @@ def _feature_matrix(
         jet.px,
         jet.py,
         jet.pz,
-        np.log(jet.mass),
+        log_mass,
         met_pt * np.cos(met_phi),
         met_pt * np.sin(met_phi),
     ]

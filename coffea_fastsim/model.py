@@ -22,6 +22,7 @@ from coffea_fastsim.observables import FEATURE_NAMES
 __all__ = [
     "GAMMA",
     "GaussianSurrogate",
+    "StandardizedSurrogate",
     "as_feature_array",
     "paper_loss",
     "quantile_loss",
@@ -89,7 +90,60 @@ def paper_loss(mu: Tensor, q: Tensor, target: Tensor, gamma: float = GAMMA) -> T
     return (l1 + quantile_loss(q, target, gamma)).mean()
 
 
-class GaussianSurrogate(nn.Module):
+class StandardizedSurrogate(nn.Module):
+    """Base of every surrogate family: the standardization of GEN and RECO features.
+
+    The constants are buffers, so they travel with the weights. A subclass implements
+    ``forward(x_gen, eps) -> x_dl``, shapes (n_events, n_features), physical units, with
+    ``eps`` standard normal noise; the inference engine needs nothing else.
+
+    Arguments:
+        gen_mean, gen_std: mean and standard deviation of the GEN features of the training
+            sample, shape (n_features,), physical units.
+        reco_mean, reco_std: the same for the RECO features.
+    """
+
+    def __init__(
+        self, gen_mean: Tensor, gen_std: Tensor, reco_mean: Tensor, reco_std: Tensor
+    ) -> None:
+        super().__init__()
+        n_features = gen_mean.shape[0]
+        for name, value in [
+            ("gen_std", gen_std),
+            ("reco_mean", reco_mean),
+            ("reco_std", reco_std),
+        ]:
+            if value.shape != gen_mean.shape:
+                raise ValueError(f"{name} has shape {tuple(value.shape)}, expected ({n_features},)")
+        if not (bool((gen_std > 0).all()) and bool((reco_std > 0).all())):
+            raise ValueError("standard deviations must be positive")
+        self.register_buffer("gen_mean", gen_mean.detach().to(torch.float32).clone())
+        self.register_buffer("gen_std", gen_std.detach().to(torch.float32).clone())
+        self.register_buffer("reco_mean", reco_mean.detach().to(torch.float32).clone())
+        self.register_buffer("reco_std", reco_std.detach().to(torch.float32).clone())
+
+    @property
+    def n_features(self) -> int:
+        """Number of GEN (and RECO) features."""
+        return int(self.gen_mean.shape[0])
+
+    @torch.jit.export
+    def standardize_gen(self, x_gen: Tensor) -> Tensor:
+        """Physical GEN features (n_events, n_features) -> standardized."""
+        return (x_gen - self.gen_mean) / self.gen_std
+
+    @torch.jit.export
+    def standardize_reco(self, x_reco: Tensor) -> Tensor:
+        """Physical RECO features (n_events, n_features) -> standardized."""
+        return (x_reco - self.reco_mean) / self.reco_std
+
+    @torch.jit.export
+    def destandardize_reco(self, z_reco: Tensor) -> Tensor:
+        """Standardized RECO features (n_events, n_features) -> physical units."""
+        return z_reco * self.reco_std + self.reco_mean
+
+
+class GaussianSurrogate(StandardizedSurrogate):
     """GEN features -> RECO-like features with a learned Gaussian response.
 
     The standardization constants are buffers: they travel with the weights. Scriptable
@@ -112,38 +166,10 @@ class GaussianSurrogate(nn.Module):
         hidden_layers: int = 4,
         negative_slope: float = 0.05,
     ) -> None:
-        super().__init__()
+        super().__init__(gen_mean, gen_std, reco_mean, reco_std)
         n_features = gen_mean.shape[0]
-        for name, value in [
-            ("gen_std", gen_std),
-            ("reco_mean", reco_mean),
-            ("reco_std", reco_std),
-        ]:
-            if value.shape != gen_mean.shape:
-                raise ValueError(f"{name} has shape {tuple(value.shape)}, expected ({n_features},)")
-        if not (bool((gen_std > 0).all()) and bool((reco_std > 0).all())):
-            raise ValueError("standard deviations must be positive")
-        self.register_buffer("gen_mean", gen_mean.detach().to(torch.float32).clone())
-        self.register_buffer("gen_std", gen_std.detach().to(torch.float32).clone())
-        self.register_buffer("reco_mean", reco_mean.detach().to(torch.float32).clone())
-        self.register_buffer("reco_std", reco_std.detach().to(torch.float32).clone())
         self.mean_net = regression_mlp(n_features, hidden_width, hidden_layers, negative_slope)
         self.quantile_net = regression_mlp(n_features, hidden_width, hidden_layers, negative_slope)
-
-    @torch.jit.export
-    def standardize_gen(self, x_gen: Tensor) -> Tensor:
-        """Physical GEN features (n_events, n_features) -> standardized."""
-        return (x_gen - self.gen_mean) / self.gen_std
-
-    @torch.jit.export
-    def standardize_reco(self, x_reco: Tensor) -> Tensor:
-        """Physical RECO features (n_events, n_features) -> standardized."""
-        return (x_reco - self.reco_mean) / self.reco_std
-
-    @torch.jit.export
-    def destandardize_reco(self, z_reco: Tensor) -> Tensor:
-        """Standardized RECO features (n_events, n_features) -> physical units."""
-        return z_reco * self.reco_std + self.reco_mean
 
     @torch.jit.export
     def heads(self, z_gen: Tensor) -> tuple[Tensor, Tensor]:

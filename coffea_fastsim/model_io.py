@@ -1,9 +1,12 @@
 """The model file: a serialized surrogate with its metadata inside the same file.
 
-The serialization is a registry entry keyed by the metadata's "format" (only "torchscript"
-today: what ``coffea.ml_tools.torch_wrapper`` loads). Another format (torch.export, ONNX) is
-one more ``_Format`` with a writer and a reader; the metadata, checksum and checks here stay
-the same.
+The serialization is a registry entry keyed by the metadata's "format": "torchscript" (what
+``coffea.ml_tools.torch_wrapper`` loads; the Gaussian model's default) and "torch_export"
+(``torch.export`` with a dynamic batch dimension; the flow model, which TorchScript cannot
+hold). Both are zip archives with the metadata as an extra entry: the loader reads the
+metadata first and dispatches on its "format", so a user loads any model family the same
+way. Another format is one more ``_Format`` with a writer and a reader; the metadata,
+checksum and checks stay the same.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import os
 import uuid
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,12 +29,14 @@ import torch
 from torch import nn
 
 from coffea_fastsim import __version__
-from coffea_fastsim.model import GaussianSurrogate
+from coffea_fastsim.flow import FlowSurrogate
+from coffea_fastsim.model import GaussianSurrogate, StandardizedSurrogate
 from coffea_fastsim.observables import FEATURE_NAMES
 
 __all__ = [
     "FORMAT_VERSION",
     "METADATA_FILE",
+    "MODEL_FAMILIES",
     "PROVENANCE_KEYS",
     "LoadedModel",
     "ModelFormatError",
@@ -45,7 +51,11 @@ FORMAT_VERSION = 1
 METADATA_FILE = "coffea_fastsim.json"
 #: Metadata keys the caller of ``save_model`` provides (``TrainingResult.metadata()``).
 PROVENANCE_KEYS = ("sample_hash", "training_config", "best_epoch")
-_MODEL_FAMILY = "gaussian"
+#: Model family name of each surrogate class and the formats that can hold it (first: default).
+MODEL_FAMILIES: dict[type[StandardizedSurrogate], tuple[str, tuple[str, ...]]] = {
+    GaussianSurrogate: ("gaussian", ("torchscript", "torch_export")),
+    FlowSurrogate: ("flow", ("torch_export",)),
+}
 _STANDARDIZATION_BUFFERS = ("gen_mean", "gen_std", "reco_mean", "reco_std")
 
 
@@ -58,17 +68,14 @@ class LoadedModel:
     """A model read from a file.
 
     Arguments:
-        module: the serialized surrogate, in eval mode: ``module(x_gen, eps)`` and
+        module: the serialized surrogate, ready for inference: ``module(x_gen, eps)`` for
+            every family; the "gaussian" family in "torchscript" format also has
             ``module.mean_and_width(x_gen)`` as in ``GaussianSurrogate``.
         metadata: the metadata stored in the file (see docs/model.md).
     """
 
     module: nn.Module
     metadata: Mapping[str, Any]
-
-
-class _NotThisFormat(Exception):
-    """A reader does not recognize the file."""
 
 
 @contextmanager
@@ -85,26 +92,60 @@ def _write_torchscript(model: nn.Module, path: Path, metadata_json: str) -> None
         torch.jit.save(scripted, str(path), _extra_files={METADATA_FILE: metadata_json})
 
 
-def _read_torchscript(path: Path, map_location: str | torch.device) -> tuple[nn.Module, str]:
-    extra_files = {METADATA_FILE: ""}
-    try:
-        with _quiet_torch_jit():
-            module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra_files)
-    except RuntimeError as err:
-        raise _NotThisFormat(f"not a TorchScript archive ({str(err).splitlines()[0]})") from err
-    text = extra_files[METADATA_FILE]
-    return module, text.decode() if isinstance(text, bytes) else text
+def _read_torchscript(path: Path, map_location: str | torch.device) -> nn.Module:
+    with _quiet_torch_jit():
+        return torch.jit.load(str(path), map_location=map_location).eval()
+
+
+def _write_torch_export(model: nn.Module, path: Path, metadata_json: str) -> None:
+    # Example rows only fix dtypes and the feature dimension; the batch dimension is dynamic.
+    n_features = int(model.gen_mean.shape[0])
+    example = (torch.zeros(2, n_features), torch.zeros(2, n_features))
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(model, example, dynamic_shapes=({0: batch}, {0: batch}))
+    # A file object: torch.export expects a path to end in ".pt2", ours end in ".pt".
+    with path.open("wb") as file:
+        torch.export.save(program, file, extra_files={METADATA_FILE: metadata_json})
+
+
+def _read_torch_export(path: Path, map_location: str | torch.device) -> nn.Module:
+    # The exported graph has no training-mode behaviour (and refuses .eval()).
+    with path.open("rb") as file:
+        program = torch.export.load(file)
+    return program.module().to(map_location)
 
 
 @dataclass(frozen=True)
 class _Format:
     write: Callable[[nn.Module, Path, str], None]
-    read: Callable[[Path, str | torch.device], tuple[nn.Module, str]]
+    read: Callable[[Path, str | torch.device], nn.Module]
 
 
 _FORMATS: dict[str, _Format] = {
     "torchscript": _Format(write=_write_torchscript, read=_read_torchscript),
+    "torch_export": _Format(write=_write_torch_export, read=_read_torch_export),
 }
+
+
+def _read_metadata_text(path: Path) -> str:
+    """The metadata entry of a model archive (both formats store it as ``*/extra/<name>``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.split("/")[1:] == ["extra", METADATA_FILE]]
+            if not names:
+                raise ModelFormatError(f"{path}: the archive has no {METADATA_FILE} metadata")
+            return archive.read(names[0]).decode()
+    except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError) as err:
+        raise ModelFormatError(f"{path}: not a coffea-fastsim model file ({err})") from err
+
+
+def _family_of(model: nn.Module) -> tuple[str, tuple[str, ...]]:
+    """(family name, formats that hold it) of a surrogate instance."""
+    for cls, family in MODEL_FAMILIES.items():
+        if type(model) is cls:
+            return family
+    known = ", ".join(cls.__name__ for cls in MODEL_FAMILIES)
+    raise TypeError(f"model must be one of {known}, got {type(model).__name__}")
 
 
 def sample_hash(gen_features: np.ndarray, reco_features: np.ndarray) -> str:
@@ -138,10 +179,10 @@ def _checksum(module: nn.Module, metadata: Mapping[str, Any]) -> str:
 
 
 def save_model(
-    model: GaussianSurrogate,
+    model: StandardizedSurrogate,
     path: str | os.PathLike[str],
     metadata: Mapping[str, Any],
-    file_format: str = "torchscript",
+    file_format: str | None = None,
 ) -> Path:
     """Write a trained surrogate and its metadata to one file, atomically.
 
@@ -149,29 +190,38 @@ def save_model(
     directory and renamed.
 
     Arguments:
-        model: the trained surrogate (9 features, order of ``FEATURE_NAMES``).
+        model: the trained surrogate, a class of ``MODEL_FAMILIES`` (9 features, order of
+            ``FEATURE_NAMES``).
         path: destination file.
         metadata: JSON-serializable provenance with at least ``PROVENANCE_KEYS``
             (``TrainingResult.metadata()`` gives them); other keys are kept as they are.
-        file_format: key of the serialization registry ("torchscript").
+        file_format: key of the serialization registry that the model's family allows;
+            None: the family's default ("torchscript" for "gaussian", "torch_export" for
+            "flow").
 
     Returns:
         The path written.
     """
-    if file_format not in _FORMATS:
-        raise ValueError(f"file_format must be one of {sorted(_FORMATS)}, got {file_format!r}")
+    family, formats = _family_of(model)
+    file_format = formats[0] if file_format is None else file_format
+    if file_format not in formats:
+        raise ValueError(
+            f"file_format must be one of {list(formats)} for the {family!r} family, "
+            f"got {file_format!r}"
+        )
     missing = [key for key in PROVENANCE_KEYS if key not in metadata]
     if missing:
         raise ValueError(f"metadata lacks the keys {missing}")
-    n_features = int(model.gen_mean.shape[0])
-    if n_features != len(FEATURE_NAMES):
-        raise ValueError(f"model has {n_features} features, FEATURE_NAMES has {len(FEATURE_NAMES)}")
+    if model.n_features != len(FEATURE_NAMES):
+        raise ValueError(
+            f"model has {model.n_features} features, FEATURE_NAMES has {len(FEATURE_NAMES)}"
+        )
     model = copy.deepcopy(model).cpu().eval()
     full_metadata: dict[str, Any] = {
         **metadata,
         "format": file_format,
         "format_version": FORMAT_VERSION,
-        "model_family": _MODEL_FAMILY,
+        "model_family": family,
         "input_features": list(FEATURE_NAMES),
         "output_features": list(FEATURE_NAMES),
         "standardization": {
@@ -209,25 +259,14 @@ def _feature_mismatch(found: Sequence[str], expected: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-def _read_any_format(path: Path, map_location: str | torch.device) -> tuple[str, nn.Module, str]:
-    """(format name, module, metadata text) from the first registered reader that succeeds."""
-    reasons = []
-    for name, file_format in _FORMATS.items():
-        try:
-            module, text = file_format.read(path, map_location)
-        except _NotThisFormat as err:
-            reasons.append(str(err))
-        else:
-            return name, module, text
-    raise ModelFormatError(f"{path}: not a coffea-fastsim model file: {'; '.join(reasons)}")
-
-
 def load_model(
     path: str | os.PathLike[str],
     expected_features: Sequence[str] = FEATURE_NAMES,
     map_location: str | torch.device = "cpu",
 ) -> LoadedModel:
-    """Read a model file written by ``save_model`` and check it.
+    """Read a model file written by ``save_model`` and check it, whatever its family.
+
+    The metadata is read first; its "format" names the reader of the module.
 
     Arguments:
         path: the model file.
@@ -236,35 +275,45 @@ def load_model(
 
     Raises:
         ModelFormatError: (naming the file) missing file, not a model archive, no or invalid
-            metadata, unsupported format version or model family, checksum mismatch
+            metadata, unsupported format version, model family or format, checksum mismatch
             (weights or metadata modified), or input/output features that differ from
             ``expected_features``.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelFormatError(f"{path}: no such model file")
-    format_name, module, text = _read_any_format(path, map_location)
-    if not text:
-        raise ModelFormatError(f"{path}: the archive has no {METADATA_FILE} metadata")
+    text = _read_metadata_text(path)
     try:
         metadata = json.loads(text)
     except json.JSONDecodeError as err:
         raise ModelFormatError(f"{path}: {METADATA_FILE} is not valid JSON ({err})") from err
+    if not isinstance(metadata, dict):
+        raise ModelFormatError(f"{path}: {METADATA_FILE} is not a JSON object")
 
-    if metadata.get("format") != format_name:
-        raise ModelFormatError(
-            f"{path}: metadata format {metadata.get('format')!r} but file is {format_name!r}"
-        )
     version = metadata.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFormatError(
             f"{path}: format_version {version!r} is not supported (at most {FORMAT_VERSION}); "
             "update coffea-fastsim"
         )
-    if metadata.get("model_family") != _MODEL_FAMILY:
+    formats_of_family = dict(MODEL_FAMILIES.values())
+    family = metadata.get("model_family")
+    if family not in formats_of_family:
         raise ModelFormatError(
-            f"{path}: model_family {metadata.get('model_family')!r}, expected {_MODEL_FAMILY!r}"
+            f"{path}: model_family {family!r}, expected one of {sorted(formats_of_family)}"
         )
+    format_name = metadata.get("format")
+    if format_name not in formats_of_family[family]:
+        raise ModelFormatError(
+            f"{path}: format {format_name!r} cannot hold the {family!r} family "
+            f"(expected one of {list(formats_of_family[family])})"
+        )
+    try:
+        module = _FORMATS[format_name].read(path, map_location)
+    except (RuntimeError, ValueError, KeyError, OSError) as err:
+        raise ModelFormatError(
+            f"{path}: not a readable {format_name!r} archive ({str(err).splitlines()[0]})"
+        ) from err
     if metadata.get("checksum") != _checksum(module, metadata):
         raise ModelFormatError(
             f"{path}: checksum mismatch, the weights or the metadata were modified"
@@ -273,5 +322,4 @@ def load_model(
         mismatch = _feature_mismatch(metadata.get(key, []), expected_features)
         if mismatch:
             raise ModelFormatError(f"{path}: {key} differ from the expected ones: {mismatch}")
-    module.eval()
     return LoadedModel(module=module, metadata=metadata)

@@ -11,7 +11,7 @@ with pileup, PileUpMerger, TrackPileUpSubtractor, Rho and JetPileUpSubtractor as
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import awkward as ak
@@ -33,6 +33,7 @@ from coffea_fastsim.pileup import (
     make_min_bias_pool,
 )
 from coffea_fastsim.response import (
+    CMS_MUON_EFFICIENCY,
     MUON_PDG_ID,
     NEUTRINO_PDG_IDS,
     MuonEfficiency,
@@ -76,11 +77,7 @@ class CmsParticleCard:
     tracking: TrackingCard = CMS_TRACKING
     ecal: CalorimeterCard = CMS_ECAL
     hcal: CalorimeterCard = CMS_HCAL
-    muon_efficiency: MuonEfficiency = field(
-        default_factory=lambda: MuonEfficiency(
-            pt_min=10.0, abs_eta_max=2.4, plateau=0.95, knee=1.0e3, slope=5.0e-4
-        )
-    )
+    muon_efficiency: MuonEfficiency = CMS_MUON_EFFICIENCY
     muon_isolation_dr: float = 0.5
     muon_isolation_pt_min: float = 0.5
     muon_isolation_ratio_max: float = 0.25

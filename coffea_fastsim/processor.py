@@ -28,6 +28,7 @@ from coffea_fastsim.features import (
 )
 from coffea_fastsim.histograms import fill_observables, fill_residuals, make_histograms
 from coffea_fastsim.inference import SurrogateEngine
+from coffea_fastsim.observables import FEATURE_NAMES
 
 __all__ = ["FastSimConfig", "FastSimProcessor"]
 
@@ -169,7 +170,7 @@ class FastSimProcessor(processor.ProcessorABC):
             "luminosityBlock": features.luminosity_block,
             "event": features.event,
         }
-        columns.update({name: values.astype(np.float32) for name, values in dl_observables.items()})
+        columns.update({name: dl_observables[name].astype(np.float32) for name in FEATURE_NAMES})
         directory = Path(self.config.output_dir) / dataset  # type: ignore[arg-type]
         return str(write_chunk(directory, chunk_file_name(file_id, start, stop), columns))
 

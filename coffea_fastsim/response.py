@@ -144,6 +144,12 @@ class MuonEfficiency:
         return np.where(inside, self.plateau * falloff, 0.0)
 
 
+#: The CMS card's MuonEfficiency module (identification after tracking).
+CMS_MUON_EFFICIENCY = MuonEfficiency(
+    pt_min=10.0, abs_eta_max=2.4, plateau=0.95, knee=1.0e3, slope=5.0e-4
+)
+
+
 def lognormal(rng: np.random.Generator, mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """Log-normal draws with the given mean and standard deviation (Delphes ``LogNormal``)."""
     b = np.sqrt(np.log1p((sigma / mean) ** 2))

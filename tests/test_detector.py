@@ -7,6 +7,7 @@ import dataclasses
 import awkward as ak
 import numpy as np
 import pytest
+from particle_guns import MUON_MASS, N, single_particles
 
 from coffea_fastsim.detector import (
     CMS_CARD,
@@ -16,28 +17,6 @@ from coffea_fastsim.detector import (
     PerfectDetector,
     make_detector,
 )
-
-N = 20_000
-MUON_MASS = 0.1056584
-
-
-def single_particles(
-    pt: float, eta: float, pdg_id: int = 13, n: int = N, mass: float = MUON_MASS, seed: int = 0
-) -> ak.Array:
-    """One particle per event at fixed pT (GeV) and eta, uniform phi, in detector input layout."""
-    phi = np.random.default_rng(seed).uniform(-np.pi, np.pi, n)
-    pz = np.full(n, pt * np.sinh(eta))
-    fields = {
-        "px": pt * np.cos(phi),
-        "py": pt * np.sin(phi),
-        "pz": pz,
-        "E": np.sqrt(pt**2 + pz**2 + mass**2),
-        "pdgId": np.full(n, pdg_id),
-        "charge": np.full(n, -float(np.sign(pdg_id))),
-        "genPartIdx": np.zeros(n, dtype=np.int64),
-        "genJetIdx": np.full(n, -1),
-    }
-    return ak.unflatten(ak.zip(fields, with_name="Momentum4D"), np.ones(n, dtype=np.int64))
 
 
 def single_jets(pt: float, eta: float, n: int = N, seed: int = 0) -> ak.Array:

@@ -8,6 +8,7 @@ import math
 import awkward as ak
 import numpy as np
 import pytest
+from particle_guns import N, single_particles
 
 from coffea_fastsim.calorimeter import CMS_ECAL, CMS_HCAL, CalorimeterCard, energy_flow
 from coffea_fastsim.jets import CMS_RHO_GRID, antikt_areas, rho_median
@@ -17,29 +18,6 @@ from coffea_fastsim.particle_detector import (
 )
 from coffea_fastsim.response import CaloResolution
 from coffea_fastsim.tracking import CMS_TRACKING, propagate, track
-
-N = 20_000
-MUON_MASS = 0.1056584
-
-
-def single_particles(
-    pt: float, eta: float, pdg_id: int = 13, n: int = N, mass: float = MUON_MASS, seed: int = 0
-) -> ak.Array:
-    """One particle per event at fixed pT (GeV) and eta, uniform phi, detector input layout."""
-    phi = np.random.default_rng(seed).uniform(-np.pi, np.pi, n)
-    pz = np.full(n, pt * np.sinh(eta))
-    charge = -float(np.sign(pdg_id)) if abs(pdg_id) in (11, 13) else float(np.sign(pdg_id))
-    fields = {
-        "px": pt * np.cos(phi),
-        "py": pt * np.sin(phi),
-        "pz": pz,
-        "E": np.sqrt(pt**2 + pz**2 + mass**2),
-        "pdgId": np.full(n, pdg_id),
-        "charge": np.full(n, charge if abs(pdg_id) not in (130, 2112, 22) else 0.0),
-        "genPartIdx": np.zeros(n, dtype=np.int64),
-        "genJetIdx": np.full(n, -1),
-    }
-    return ak.unflatten(ak.zip(fields, with_name="Momentum4D"), np.ones(n, dtype=np.int64))
 
 
 def no_jets(n: int = N) -> ak.Array:

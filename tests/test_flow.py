@@ -1,0 +1,241 @@
+"""The flow surrogate: invertibility, log-det, learning, file format, engine, processor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from coffea_fastsim.cli import main
+from coffea_fastsim.ensemble import member_path, resolve_ensemble
+from coffea_fastsim.flow import FlowConfig, FlowSurrogate
+from coffea_fastsim.inference import EVALUATION_BLOCK, SurrogateEngine
+from coffea_fastsim.model_io import load_model, save_model
+from coffea_fastsim.observables import FEATURE_NAMES
+from coffea_fastsim.processor import FastSimConfig, FastSimProcessor
+from coffea_fastsim.reading import read_features
+from coffea_fastsim.runner import make_fileset, run_processor
+from coffea_fastsim.training import DEFAULT_LEARNING_RATE, TrainingConfig, train_surrogate
+from coffea_fastsim.validation import compare, predict_members
+
+PROVENANCE = {"sample_hash": "sha256:0", "training_config": {"seed": 0}, "best_epoch": 0}
+N_FEATURES = len(FEATURE_NAMES)
+
+
+def _flow(config: FlowConfig | None = None) -> FlowSurrogate:
+    torch.manual_seed(4)
+    return FlowSurrogate(
+        gen_mean=torch.linspace(-5.0, 5.0, N_FEATURES),
+        gen_std=torch.linspace(1.0, 50.0, N_FEATURES),
+        reco_mean=torch.linspace(5.0, -5.0, N_FEATURES),
+        reco_std=torch.linspace(2.0, 60.0, N_FEATURES),
+        config=config,
+    ).eval()
+
+
+@pytest.fixture(scope="module")
+def flow_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("flow") / "flow.pt"
+    return save_model(_flow(), path, PROVENANCE)
+
+
+def _gen(n: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, N_FEATURES, generator=generator) * 20.0 + 3.0
+
+
+@pytest.mark.parametrize(
+    "config",
+    [FlowConfig(), FlowConfig(passes=2), FlowConfig(transform="spline", bins=4)],
+    ids=["affine", "affine-coupling", "spline"],
+)
+def test_sampling_inverts_the_density_direction(config: FlowConfig) -> None:
+    model = _flow(config)
+    x_gen = _gen(64)
+    z_gen = model.standardize_gen(x_gen)
+    eps = torch.randn(64, N_FEATURES, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        transform = model.flow(z_gen).transform
+        response = transform.inv(eps)
+        torch.testing.assert_close(transform(response), eps, atol=1e-4, rtol=1e-4)
+        x_dl = model(x_gen, eps)
+        torch.testing.assert_close(x_dl, x_gen + model.reco_std * response)
+        z_dl = model.standardize_reco(x_dl)
+        torch.testing.assert_close(model.response(z_dl, z_gen), response, atol=1e-4, rtol=1e-4)
+
+
+def test_log_prob_matches_the_autograd_jacobian() -> None:
+    model = _flow(FlowConfig(transforms=2))
+    z_gen = model.standardize_gen(_gen(3))
+    z_reco = torch.randn(3, N_FEATURES, generator=torch.Generator().manual_seed(2))
+    log_prob = model.log_prob_standardized(z_reco, z_gen)
+    base = torch.distributions.Normal(0.0, 1.0)
+    for i in range(3):
+        transform = model.flow(z_gen[i : i + 1]).transform
+
+        def to_base(z: torch.Tensor, transform=transform, i=i) -> torch.Tensor:
+            return transform(model.response(z[None], z_gen[i : i + 1]))[0]
+
+        jacobian = torch.autograd.functional.jacobian(to_base, z_reco[i])
+        expected = base.log_prob(to_base(z_reco[i])).sum() + torch.linalg.slogdet(jacobian)[1]
+        torch.testing.assert_close(log_prob[i], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_training_config_selects_the_family() -> None:
+    flow = TrainingConfig(model="flow")
+    assert flow.flow == FlowConfig()
+    assert flow.learning_rate == DEFAULT_LEARNING_RATE["flow"]
+    assert TrainingConfig().learning_rate == DEFAULT_LEARNING_RATE["gaussian"] == 1e-3
+    assert TrainingConfig(model="flow", learning_rate=0.5).learning_rate == 0.5
+    with pytest.raises(ValueError, match="model must be one of"):
+        TrainingConfig(model="gan")
+    with pytest.raises(ValueError, match="flow is set but model is 'gaussian'"):
+        TrainingConfig(flow=FlowConfig())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("transform", "cubic", "transform must be one of"),
+        ("transforms", 0, "transforms must be at least 1"),
+        ("hidden_features", (), "hidden_features must be positive"),
+        ("passes", 0, "passes must be None or at least 1"),
+        ("bins", 1, "bins must be at least 2"),
+    ],
+)
+def test_flow_config_is_checked(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FlowConfig(**{field: value})
+
+
+@pytest.mark.slow
+def test_learns_a_skewed_response_better_than_the_gaussian() -> None:
+    """RECO = GEN + exponential noise: the flow reproduces the skew, mu + sigma * eps cannot."""
+    rng = np.random.default_rng(3)
+    gen = rng.normal(size=(6000, N_FEATURES)) * 10.0
+    reco = gen + rng.exponential(size=gen.shape) * 2.0
+    distances = {}
+    for family in ("gaussian", "flow"):
+        result = train_surrogate(
+            gen, reco, TrainingConfig(epochs=8, batch_size=256, progress=False, model=family)
+        )
+        test = result.split.test
+        eps = torch.randn(len(test), N_FEATURES, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            dl = result.model(torch.as_tensor(gen[test], dtype=torch.float32), eps).numpy()
+        # Quantiles of the residual over all features: exponential(2) has none below 0.
+        levels = np.linspace(0.01, 0.99, 50)
+        dl_quantiles = np.quantile(dl - gen[test], levels)
+        reco_quantiles = np.quantile(reco[test] - gen[test], levels)
+        distances[family] = float(np.abs(dl_quantiles - reco_quantiles).mean())
+    assert distances["flow"] < 0.5 * distances["gaussian"], distances
+
+
+def test_file_round_trip_gives_identical_outputs(flow_file: Path) -> None:
+    loaded = load_model(flow_file)
+    assert loaded.metadata["format"] == "torch_export"
+    assert loaded.metadata["model_family"] == "flow"
+    model = _flow()
+    for n in (1, 7, EVALUATION_BLOCK, 1500):
+        x_gen, eps = _gen(n), torch.randn(n, N_FEATURES)
+        with torch.inference_mode():
+            torch.testing.assert_close(loaded.module(x_gen, eps), model(x_gen, eps), rtol=0, atol=0)
+
+
+def test_flow_cannot_be_saved_as_torchscript(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"one of \['torch_export'\] for the 'flow' family"):
+        save_model(_flow(), tmp_path / "flow.pt", PROVENANCE, file_format="torchscript")
+
+
+def test_gaussian_model_may_be_exported_too(tmp_path: Path) -> None:
+    from coffea_fastsim.model import GaussianSurrogate
+
+    torch.manual_seed(0)
+    ones = torch.ones(N_FEATURES)
+    model = GaussianSurrogate(ones * 0, ones, ones * 0, ones).eval()
+    path = save_model(model, tmp_path / "g.pt", PROVENANCE, file_format="torch_export")
+    loaded = load_model(path)
+    x_gen, eps = _gen(5), torch.randn(5, N_FEATURES)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.module(x_gen, eps), model(x_gen, eps), rtol=0, atol=0)
+
+
+def test_modified_flow_metadata_is_detected(flow_file: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    tampered = tmp_path / "tampered.pt"
+    with zipfile.ZipFile(flow_file) as source, zipfile.ZipFile(tampered, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.endswith("/extra/coffea_fastsim.json"):
+                data = data.replace(b'"best_epoch": 0', b'"best_epoch": 9')
+            target.writestr(item, data)
+    with pytest.raises(ValueError, match=r"tampered\.pt: checksum mismatch"):
+        load_model(tampered)
+
+
+def test_engine_output_does_not_depend_on_chunking(flow_file: Path) -> None:
+    n = 1100
+    gen = _gen(n, seed=5).numpy()
+    ids = np.arange(n, dtype=np.uint64)
+    reference = SurrogateEngine(flow_file, chunk_size=n, device="cpu", seed=2).predict(
+        gen, ids, ids, ids
+    )
+    assert np.isfinite(reference).all()
+    for chunk_size in (300, 1025):
+        engine = SurrogateEngine(flow_file, chunk_size=chunk_size, device="cpu", seed=2)
+        np.testing.assert_array_equal(engine.predict(gen, ids, ids, ids), reference)
+    order = np.random.default_rng(0).permutation(n)
+    shuffled = SurrogateEngine(flow_file, device="cpu", seed=2).predict(
+        gen[order], ids[order], ids[order], ids[order]
+    )
+    np.testing.assert_array_equal(shuffled, reference[order])
+
+
+@pytest.fixture(scope="module")
+def trained_flows(wjets_sample: Path, tmp_path_factory) -> Path:
+    """``train --model flow --ensemble 2`` on the small sample; returns OUTPUT."""
+    output = tmp_path_factory.mktemp("flows") / "flow.pt"
+    arguments = ["-o", str(output), "--model", "flow", "--epochs", "2", "--ensemble", "2"]
+    main(["train", str(wjets_sample), *arguments])
+    return output
+
+
+@pytest.mark.slow
+def test_cli_trains_an_ensemble_of_flows(trained_flows: Path, wjets_sample: Path) -> None:
+    ensemble = resolve_ensemble(trained_flows)
+    assert ensemble.members == (member_path(trained_flows, 0), member_path(trained_flows, 1))
+    metadata = [load_model(path).metadata for path in ensemble.members]
+    assert [m["model_family"] for m in metadata] == ["flow", "flow"]
+    assert [m["training_config"]["seed"] for m in metadata] == [0, 1]
+    assert metadata[0]["training_config"]["flow"]["transform"] == "affine"
+    features = read_features(wjets_sample)
+    rows = np.flatnonzero(features.reco_valid)
+    dl = predict_members(ensemble.members, features, rows, seed=4)
+    assert np.isfinite(dl).all()
+    comparison = compare(features.gen[rows], dl[0], features.reco[rows], dl)
+    assert comparison.band["muon_pt"].any()
+
+
+@pytest.mark.slow
+def test_flow_runs_through_the_processor(trained_flows: Path, wjets_sample: Path) -> None:
+    model = member_path(trained_flows, 0)
+    config = FastSimConfig(model=model, chunk_size=64, seed=3)
+    result = run_processor(
+        make_fileset([wjets_sample], "wjets"),
+        FastSimProcessor(config),
+        executor="iterative",
+        chunksize=97,
+        status=False,
+    )
+    output = result.output["wjets"]
+    features = read_features(wjets_sample)
+    assert output["cutflow"]["gen_selected"] == len(features)
+    assert output["cutflow"]["dl_nonfinite"] == 0
+    engine = SurrogateEngine(model, seed=3)
+    dl = engine.predict(features.gen, features.run, features.luminosity_block, features.event)
+    counts = output["histograms"]["muon_px"]["dl", :]
+    expected, _ = np.histogram(dl[:, 0], bins=counts.axes[0].edges)
+    np.testing.assert_array_equal(counts.values(), expected)
