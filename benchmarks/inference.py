@@ -15,20 +15,11 @@ import time
 
 import numpy as np
 import torch
+from timing import best_rate
 
 from coffea_fastsim.embedded import embedded_model
 from coffea_fastsim.inference import SurrogateEngine
 from coffea_fastsim.model_io import load_model
-
-
-def best_rate(function, n_events: int, repeats: int) -> float:
-    """Best events/s over ``repeats`` calls of ``function``."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return n_events / best
 
 
 def matmul_flops(repeats: int = 5) -> float:

@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 import uproot
 from coffea import processor
 from dask.distributed import LocalCluster
+from timing import best_rate
 
 from coffea_fastsim.cli import NANOAOD_WARNING_FILTER
 from coffea_fastsim.embedded import embedded_model, embedded_sample
@@ -35,6 +35,8 @@ from coffea_fastsim.features import GEN_FIELDS, ID_FIELDS
 from coffea_fastsim.processor import FastSimConfig, FastSimProcessor
 from coffea_fastsim.runner import run_processor
 
+#: Timed runs per measurement; the best is kept (the machine is shared).
+REPEATS = 2
 GEN_BRANCHES = [f"{c}_{f}" for c, fields in GEN_FIELDS.items() for f in fields] + list(ID_FIELDS)
 
 
@@ -84,16 +86,6 @@ def make_input(path: Path, n_events: int) -> Path:
     return path
 
 
-def rate(function, n_events: int, repeats: int = 2) -> float:
-    """Best events/s over ``repeats`` runs."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return n_events / best
-
-
 def peak_rss(path: Path, output_dir: Path) -> float:
     """Peak RSS (MB) of a fresh process running FastSimProcessor on ``path`` (iterative)."""
     code = (
@@ -133,12 +125,15 @@ def main() -> None:
 
     common = {"chunksize": args.chunksize, "status": False, "workers": cores}
     run_processor(fileset, ReadOnlyProcessor(), executor="futures", **common)  # warm the page cache
-    results["read_only_futures"] = rate(
+    results["read_only_futures"] = best_rate(
         lambda: run_processor(fileset, ReadOnlyProcessor(), executor="futures", **common),
         args.events,
+        REPEATS,
     )
-    results["fastsim_futures"] = rate(
-        lambda: run_processor(fileset, fastsim(), executor="futures", **common), args.events
+    results["fastsim_futures"] = best_rate(
+        lambda: run_processor(fileset, fastsim(), executor="futures", **common),
+        args.events,
+        REPEATS,
     )
     for workers in (1, 2):
         # The cluster starts outside the timing: a production cluster is up before the run.
@@ -147,20 +142,22 @@ def main() -> None:
         ) as cluster:
             options = {**common, "scheduler": cluster.scheduler_address}
             run_processor(fileset, fastsim(), executor="dask", **options)  # load the model
-            results[f"fastsim_dask_{workers}"] = rate(
+            results[f"fastsim_dask_{workers}"] = best_rate(
                 lambda options=options: run_processor(
                     fileset, fastsim(), executor="dask", **options
                 ),
                 args.events,
+                REPEATS,
             )
             if workers == cores:
                 # Warm workers (imports, model, page cache): the steady-state cost per event.
                 run_processor(fileset, ReadOnlyProcessor(), executor="dask", **options)
-                results["read_only_dask_warm"] = rate(
+                results["read_only_dask_warm"] = best_rate(
                     lambda options=options: run_processor(
                         fileset, ReadOnlyProcessor(), executor="dask", **options
                     ),
                     args.events,
+                    REPEATS,
                 )
     dataset_dir = args.work_dir / "dataset"
     run_processor(fileset, fastsim(dataset_dir), executor="futures", **common)
