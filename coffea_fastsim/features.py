@@ -125,46 +125,109 @@ def has_reco_branches(events: ak.Array) -> bool:
     return not _missing_fields(events, RECO_FIELDS)
 
 
-def _momentum4d(collection: ak.Array) -> ak.Array:
-    return vector.zip(
-        {
-            "pt": collection.pt,
-            "eta": collection.eta,
-            "phi": collection.phi,
-            "mass": collection.mass,
-        }
-    )
+@dataclass(frozen=True)
+class _Flat:
+    """One jagged collection as flat numpy arrays: ``fields[name]`` has one entry per object,
+    ``owner`` the index of the event each object belongs to, shape (n_objects,)."""
+
+    fields: dict[str, np.ndarray]
+    owner: np.ndarray
 
 
-def _nonfinite_gen(events: ak.Array) -> np.ndarray:
+def _flat(collection: ak.Array, names: tuple[str, ...]) -> _Flat:
+    """Read ``names`` of a jagged collection once, as flat numpy arrays (no per-event lists).
+
+    The selection below works on these arrays: each branch is materialized and converted
+    once, and every step after that is a vectorized numpy operation over all objects of
+    the chunk, which costs far less than awkward operations on lazily read arrays.
+    """
+    counts = ak.to_numpy(ak.num(collection[names[0]], axis=1)).astype(np.int64)
+    owner = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    fields = {name: ak.to_numpy(ak.flatten(collection[name], axis=1)) for name in names}
+    return _Flat(fields, owner)
+
+
+def _leading(
+    owner: np.ndarray, key: np.ndarray, candidate: np.ndarray, n_events: int
+) -> np.ndarray:
+    """Per event, the flat index of the candidate with the largest ``key`` (-1 if none).
+
+    Ties go to the object that comes first in the event, as a stable descending sort would
+    give; a NaN key never wins over a number.
+
+    Arguments:
+        owner: event index of each object, shape (n_objects,).
+        key: the ordering value of each object, shape (n_objects,).
+        candidate: which objects may be chosen, shape (n_objects,), bool.
+        n_events: number of events.
+    """
+    index = np.flatnonzero(candidate)
+    # lexsort: last key is primary; -key puts the largest first and NaN last.
+    order = index[np.lexsort((index, -key[index], owner[index]))]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = owner[order][1:] != owner[order][:-1]
+    leading = np.full(n_events, -1, dtype=np.int64)
+    leading[owner[order][first]] = order[first]
+    return leading
+
+
+def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """values[index] in the branch's floating-point type (float64 for integers), NaN where
+    index is -1. The kinematics are computed in the type stored in the file."""
+    dtype = values.dtype if values.dtype.kind == "f" else np.float64
+    taken = np.full(len(index), np.nan, dtype=dtype)
+    present = index >= 0
+    taken[present] = values[index[present]]
+    return taken
+
+
+def _momentum4d(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray) -> object:
+    """A vector Momentum4D numpy array from (pt, eta, phi, mass) arrays of one shape."""
+    return vector.array({"pt": pt, "eta": eta, "phi": phi, "mass": mass})
+
+
+def _objects(flat: _Flat, index: np.ndarray) -> object:
+    """Momentum4D of the objects at ``index`` (one per event, -1: NaN)."""
+    return _momentum4d(*(_take(flat.fields[name], index) for name in ("pt", "eta", "phi", "mass")))
+
+
+def _nonfinite_gen(genpart: _Flat, genjet: _Flat, events: ak.Array) -> np.ndarray:
     """Per event: does any GEN kinematic value (pt, eta, phi, mass) read here fail isfinite?"""
-    bad = np.zeros(len(events), dtype=bool)
-    for collection in ("GenPart", "GenJet", "GenMET"):
-        for name in GEN_FIELDS[collection]:
-            if name not in ("pt", "eta", "phi", "mass"):
-                continue
-            values = events[collection][name]
-            not_finite = ~np.isfinite(values)
-            if values.ndim > 1:
-                not_finite = ak.any(not_finite, axis=1)
-            bad |= ak.to_numpy(not_finite).astype(bool)
+    n_events = len(events)
+    bad = np.zeros(n_events, dtype=bool)
+    for flat in (genpart, genjet):
+        for name in ("pt", "eta", "phi", "mass"):
+            bad_object = ~np.isfinite(flat.fields[name])
+            bad[flat.owner[bad_object]] = True
+    for name in GEN_FIELDS["GenMET"]:
+        bad |= ~np.isfinite(ak.to_numpy(events.GenMET[name]))
     return bad
 
 
-def _closest(candidates: ak.Array, target: ak.Array) -> ak.Array:
-    """The candidate with the smallest Delta R to ``target`` per event (None if no candidate)."""
-    delta_r = candidates.deltaR(target)
-    index = ak.argmin(delta_r, axis=1, keepdims=True)
-    return ak.firsts(candidates[index])
+def _closest(flat: _Flat, target: object, n_events: int) -> np.ndarray:
+    """Per event, the flat index of the object with the smallest Delta R to ``target``
+    (one Momentum4D per event), -1 when the event has none; ties go to the first."""
+    owner = flat.owner
+    objects = _momentum4d(*(flat.fields[name] for name in ("pt", "eta", "phi", "mass")))
+    target_of_object = vector.array(
+        {
+            "pt": np.asarray(target.pt)[owner],
+            "eta": np.asarray(target.eta)[owner],
+            "phi": np.asarray(target.phi)[owner],
+            "mass": np.asarray(target.mass)[owner],
+        }
+    )
+    delta_r = np.asarray(objects.deltaR(target_of_object))
+    return _leading(owner, -delta_r, np.ones(len(owner), dtype=bool), n_events)
 
 
 def _feature_matrix(
-    muon: ak.Array, jet: ak.Array, met_pt: ak.Array, met_phi: ak.Array
+    muon: object, jet: object, met_pt: np.ndarray, met_phi: np.ndarray
 ) -> np.ndarray:
     """The (n, 9) feature matrix from per-event muon and jet 4-vectors and MET (GeV)."""
     # A massless RECO jet gives log(0) = -inf; the caller marks such events invalid.
-    with np.errstate(divide="ignore"):
-        log_mass = np.log(jet.mass)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_mass = np.log(np.asarray(jet.mass))
     columns = [
         muon.px,
         muon.py,
@@ -176,12 +239,9 @@ def _feature_matrix(
         met_pt * np.cos(met_phi),
         met_pt * np.sin(met_phi),
     ]
-    return np.column_stack(
-        [
-            ak.to_numpy(ak.fill_none(c, np.nan), allow_missing=False).astype(np.float64)
-            for c in columns
-        ]
-    ).reshape(-1, len(FEATURE_NAMES))
+    return np.column_stack([np.asarray(c, dtype=np.float64) for c in columns]).reshape(
+        -1, len(FEATURE_NAMES)
+    )
 
 
 def _event_ids(events: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -190,6 +250,9 @@ def _event_ids(events: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def build_features(events: ak.Array, selection: Selection | None = None) -> EventFeatures:
     """Apply the GEN selection and compute GEN (and, when present, RECO) feature vectors.
+
+    Each branch is read once as a flat numpy array (see ``_flat``); the selection and
+    matching are vectorized over all objects of the chunk and the kinematics use vector.
 
     Arguments:
         events: NanoAOD-like events (coffea NanoEvents or uproot arrays), length N.
@@ -207,47 +270,80 @@ def build_features(events: ak.Array, selection: Selection | None = None) -> Even
         raise KeyError(f"missing GEN branches needed by the W+jet selection: {', '.join(missing)}")
     n_input = len(events)
 
-    genpart = events.GenPart
+    genpart = _flat(events.GenPart, GEN_FIELDS["GenPart"])
+    part = genpart.fields
     is_prompt_muon = (
-        (abs(genpart.pdgId) == MUON_PDG_ID)
-        & (genpart.status == 1)
-        & ((genpart.statusFlags & (1 << PROMPT_FLAG_BIT)) != 0)
-        & (genpart.pt > selection.muon_pt_min)
+        (np.abs(part["pdgId"]) == MUON_PDG_ID)
+        & (part["status"] == 1)
+        & ((part["statusFlags"] & (1 << PROMPT_FLAG_BIT)) != 0)
+        & (part["pt"] > selection.muon_pt_min)
     )
-    gen_muons = _momentum4d(genpart[is_prompt_muon])
-    gen_muons = gen_muons[ak.argsort(gen_muons.pt, axis=1, ascending=False)]
-    gen_muon = ak.firsts(gen_muons)
+    muon_index = _leading(genpart.owner, part["pt"], is_prompt_muon, n_input)
+    gen_muon = _objects(genpart, muon_index)
 
-    gen_jets = _momentum4d(events.GenJet)
-    jet_ok = (gen_jets.pt > selection.jet_pt_min) & (abs(gen_jets.eta) < selection.jet_abs_eta_max)
-    jet_ok = jet_ok & ak.fill_none(
-        gen_jets.deltaR(gen_muon) > selection.muon_jet_delta_r_min, False
+    genjet = _flat(events.GenJet, GEN_FIELDS["GenJet"])
+    jet = genjet.fields
+    has_muon = muon_index >= 0
+    jet_ok = (
+        (jet["pt"] > selection.jet_pt_min)
+        & (np.abs(jet["eta"]) < selection.jet_abs_eta_max)
+        & has_muon[genjet.owner]
     )
-    selected_jets = gen_jets[jet_ok]
-    gen_jet = ak.firsts(selected_jets[ak.argsort(selected_jets.pt, axis=1, ascending=False)])
-
-    passes = ak.to_numpy(
-        ~ak.is_none(gen_muon) & ~ak.is_none(gen_jet) & ak.fill_none(gen_jet.mass > 0, False)
+    muon_of_jet = vector.array(
+        {
+            "pt": np.asarray(gen_muon.pt)[genjet.owner],
+            "eta": np.asarray(gen_muon.eta)[genjet.owner],
+            "phi": np.asarray(gen_muon.phi)[genjet.owner],
+            "mass": np.asarray(gen_muon.mass)[genjet.owner],
+        }
     )
-    nonfinite = _nonfinite_gen(events)
-    passes = passes.astype(bool) & ~nonfinite
+    jets = _momentum4d(jet["pt"], jet["eta"], jet["phi"], jet["mass"])
+    with np.errstate(invalid="ignore"):
+        jet_ok &= np.asarray(jets.deltaR(muon_of_jet)) > selection.muon_jet_delta_r_min
+    jet_index = _leading(genjet.owner, jet["pt"], jet_ok, n_input)
 
-    gen_muon, gen_jet, passed = gen_muon[passes], gen_jet[passes], events[passes]
-    gen = _feature_matrix(gen_muon, gen_jet, passed.GenMET.pt, passed.GenMET.phi)
-    run, lumi, event = _event_ids(passed)
+    nonfinite = _nonfinite_gen(genpart, genjet, events)
+    with np.errstate(invalid="ignore"):
+        passes = has_muon & (jet_index >= 0) & (_take(jet["mass"], jet_index) > 0) & ~nonfinite
+    passed = np.flatnonzero(passes)
+    muon_index, jet_index = muon_index[passed], jet_index[passed]
+    gen_muon, gen_jet = _objects(genpart, muon_index), _objects(genjet, jet_index)
+    gen = _feature_matrix(
+        gen_muon,
+        gen_jet,
+        ak.to_numpy(events.GenMET.pt)[passed],
+        ak.to_numpy(events.GenMET.phi)[passed],
+    )
+    run, lumi, event = (ids[passed] for ids in _event_ids(events))
 
     reco = None
     reco_valid = np.zeros(len(gen), dtype=bool)
     if has_reco_branches(events):
-        reco_muon = _closest(_momentum4d(passed.Muon), gen_muon)
-        reco_jet = _closest(_momentum4d(passed.Jet), gen_jet)
-        reco = _feature_matrix(reco_muon, reco_jet, passed.MET.pt, passed.MET.phi)
-        muon_residual = abs(ak.fill_none(reco_muon.pt, np.nan) - gen_muon.pt) / gen_muon.pt
-        reco_valid = np.asarray(
-            ak.to_numpy(muon_residual < selection.muon_pt_residual_max)
-            & np.isfinite(reco).all(axis=1),
-            dtype=bool,
+        n_passed = len(passed)
+        # Position of each event among the passed ones (-1: failed); RECO objects of failed
+        # events get no candidate.
+        rank = np.full(n_input, -1, dtype=np.int64)
+        rank[passed] = np.arange(n_passed)
+        matched = []
+        for name, gen_object in (("Muon", gen_muon), ("Jet", gen_jet)):
+            flat = _flat(events[name], RECO_FIELDS[name])
+            keep = rank[flat.owner] >= 0
+            flat = _Flat({k: v[keep] for k, v in flat.fields.items()}, rank[flat.owner[keep]])
+            with np.errstate(invalid="ignore"):
+                matched.append(_objects(flat, _closest(flat, gen_object, n_passed)))
+        reco_muon, reco_jet = matched
+        reco = _feature_matrix(
+            reco_muon,
+            reco_jet,
+            ak.to_numpy(events.MET.pt)[passed],
+            ak.to_numpy(events.MET.phi)[passed],
         )
+        gen_muon_pt = np.asarray(gen_muon.pt)
+        with np.errstate(invalid="ignore"):
+            muon_residual = np.abs(np.asarray(reco_muon.pt) - gen_muon_pt) / gen_muon_pt
+            reco_valid = (muon_residual < selection.muon_pt_residual_max) & np.isfinite(reco).all(
+                axis=1
+            )
         reco[~reco_valid] = np.nan
 
     return EventFeatures(

@@ -219,3 +219,59 @@ def test_feature_builder_on_random_events(muons, jets, met):
         assert aux["muon_pt"][0] > 22.0
         assert aux["jet_pt"][0] > 30.0
         assert abs(aux["jet_eta"][0]) < 2.4
+
+
+def test_objects_stay_in_their_own_events():
+    """A muon in one event and a jet in the next never combine; RECO objects of a failing
+    event are never matched to a selected one."""
+    muon_only = event([GOOD_MUON], [], (10.0, 0.0), muon=[(40.0, 0.0, 0.0, 0.1)], number=1)
+    jet_only = event(
+        [particle(5.0, 0.0, 0.0)],
+        [GOOD_JET],
+        (10.0, 0.0),
+        reco_jet=[(50.0, 1.0, math.pi / 2, 10.0)],
+        number=2,
+    )
+    selected = event(
+        [particle(30.0, -1.0, 1.0)],
+        [jet(70.0, 0.5, -2.0, 8.0)],
+        (25.0, 0.5),
+        muon=[(30.5, -1.0, 1.0, 0.1)],
+        reco_jet=[(65.0, 0.5, -2.0, 9.0)],
+        number=3,
+    )
+    features = build_features(as_events(muon_only, jet_only, selected))
+    assert features.event.tolist() == [3]
+    expected_gen = [
+        30.0 * math.cos(1.0),
+        30.0 * math.sin(1.0),
+        30.0 * math.sinh(-1.0),
+        70.0 * math.cos(-2.0),
+        70.0 * math.sin(-2.0),
+        70.0 * math.sinh(0.5),
+        math.log(8.0),
+        25.0 * math.cos(0.5),
+        25.0 * math.sin(0.5),
+    ]
+    np.testing.assert_allclose(features.gen[0], expected_gen, rtol=1e-6, atol=1e-5)
+    assert features.reco_valid.tolist() == [True]
+    np.testing.assert_allclose(features.reco[0, 3], 65.0 * math.cos(-2.0), rtol=1e-6)
+    np.testing.assert_allclose(features.reco[0, 6], math.log(9.0), rtol=1e-6)
+
+
+def test_leading_muon_is_the_hardest_wherever_it_is_stored():
+    genpart = [particle(30.0, 0.1, 0.0), particle(60.0, -0.2, 0.0), particle(45.0, 0.3, 0.0)]
+    features = build_features(as_events(event(genpart, [GOOD_JET], (10.0, 0.0))))
+    np.testing.assert_allclose(features.gen[0, 0], 60.0, rtol=1e-6)
+    np.testing.assert_allclose(features.gen[0, 2], 60.0 * math.sinh(-0.2), rtol=1e-6)
+
+
+def test_ties_go_to_the_first_object():
+    """Equal pT (GEN muons) and equal Delta R (RECO jets): the object stored first wins."""
+    genpart = [particle(40.0, 0.4, 0.0), particle(40.0, -0.4, 0.0)]
+    genjet = [jet(50.0, 1.0, math.pi / 2, 10.0)]
+    reco_jets = [(48.0, 1.0, math.pi / 2 + 0.1, 9.0), (52.0, 1.0, math.pi / 2 - 0.1, 11.0)]
+    record = event(genpart, genjet, (10.0, 0.0), muon=[(40.0, 0.4, 0.0, 0.1)], reco_jet=reco_jets)
+    features = build_features(as_events(record))
+    np.testing.assert_allclose(features.gen[0, 2], 40.0 * math.sinh(0.4), rtol=1e-6)
+    np.testing.assert_allclose(features.reco[0, 6], math.log(9.0), rtol=1e-6)
