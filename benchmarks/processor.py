@@ -86,7 +86,7 @@ def make_input(path: Path, n_events: int) -> Path:
     return path
 
 
-def peak_rss(path: Path, output_dir: Path) -> float:
+def peak_rss(path: Path, output_dir: Path, chunksize: int) -> float:
     """Peak RSS (MB) of a fresh process running FastSimProcessor on ``path`` (iterative)."""
     code = (
         "import resource, sys\n"
@@ -95,7 +95,7 @@ def peak_rss(path: Path, output_dir: Path) -> float:
         "from coffea_fastsim.embedded import embedded_model\n"
         f"config = FastSimConfig(model=embedded_model(), output_dir={str(output_dir)!r})\n"
         f"run_processor({{'events': [{str(path)!r}]}}, FastSimProcessor(config),"
-        " chunksize=200_000, status=False)\n"
+        f" chunksize={chunksize}, status=False)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
     completed = subprocess.run(
@@ -110,7 +110,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/fastsim-bench"))
-    parser.add_argument("--chunksize", type=int, default=200_000)
+    # 10 chunks for the default 1M events: with 5, two workers could run at most 5 / 3 = 1.67
+    # times one worker's rate (three rounds against five), whatever the processor.
+    parser.add_argument("--chunksize", type=int, default=100_000)
     args = parser.parse_args()
     args.work_dir.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
@@ -164,8 +166,8 @@ def main() -> None:
     files = list((dataset_dir / "events").glob("*.parquet"))
     rows = sum(len(ak.from_parquet(f, columns=["event"])) for f in files)
     results["dataset_bytes_per_event"] = sum(f.stat().st_size for f in files) / rows
-    results["peak_rss_mb_small"] = peak_rss(small, args.work_dir / "rss_small")
-    results["peak_rss_mb_large"] = peak_rss(large, args.work_dir / "rss_large")
+    results["peak_rss_mb_small"] = peak_rss(small, args.work_dir / "rss_small", args.chunksize)
+    results["peak_rss_mb_large"] = peak_rss(large, args.work_dir / "rss_large", args.chunksize)
 
     print(f"cores: {cores}, input: {args.events:,} GEN events, Runner chunksize {args.chunksize:,}")
     print(f"read-only processor (futures):  {results['read_only_futures']:10,.0f} events/s")

@@ -127,48 +127,70 @@ def has_reco_branches(events: ak.Array) -> bool:
 
 @dataclass(frozen=True)
 class _Flat:
-    """One jagged collection as flat numpy arrays: ``fields[name]`` has one entry per object,
-    ``owner`` the index of the event each object belongs to, shape (n_objects,)."""
+    """One jagged collection as flat numpy arrays.
+
+    Arguments:
+        fields: per field, one value per object of the chunk, shape (n_objects,).
+        offsets: objects of event i are at flat positions offsets[i]:offsets[i + 1],
+            shape (n_events + 1,).
+    """
 
     fields: dict[str, np.ndarray]
-    owner: np.ndarray
+    offsets: np.ndarray
+
+    def owner(self, index: np.ndarray) -> np.ndarray:
+        """Event of each object at flat positions ``index``, shape of ``index``."""
+        return np.searchsorted(self.offsets, index, side="right") - 1
+
+    def all_owners(self) -> np.ndarray:
+        """Event of every object, shape (n_objects,)."""
+        n_events = len(self.offsets) - 1
+        return np.repeat(np.arange(n_events, dtype=np.int64), np.diff(self.offsets))
 
 
 def _flat(collection: ak.Array, names: tuple[str, ...]) -> _Flat:
     """Read ``names`` of a jagged collection once, as flat numpy arrays (no per-event lists).
 
     The selection below works on these arrays: each branch is materialized and converted
-    once, and every step after that is a vectorized numpy operation over all objects of
-    the chunk, which costs far less than awkward operations on lazily read arrays.
+    once, and every step after that is a vectorized numpy operation on the objects that
+    are still candidates, which costs far less than awkward operations on lazy arrays.
     """
     counts = ak.to_numpy(ak.num(collection[names[0]], axis=1)).astype(np.int64)
-    owner = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
     fields = {name: ak.to_numpy(ak.flatten(collection[name], axis=1)) for name in names}
-    return _Flat(fields, owner)
+    return _Flat(fields, offsets)
 
 
-def _leading(
-    owner: np.ndarray, key: np.ndarray, candidate: np.ndarray, n_events: int
-) -> np.ndarray:
+def _leading(owner: np.ndarray, key: np.ndarray, index: np.ndarray, n_events: int) -> np.ndarray:
     """Per event, the flat index of the candidate with the largest ``key`` (-1 if none).
 
     Ties go to the object that comes first in the event, as a stable descending sort would
     give; a NaN key never wins over a number.
 
     Arguments:
-        owner: event index of each object, shape (n_objects,).
-        key: the ordering value of each object, shape (n_objects,).
-        candidate: which objects may be chosen, shape (n_objects,), bool.
+        owner: event of each candidate, shape (n_candidates,).
+        key: the ordering value of each candidate, shape (n_candidates,).
+        index: flat position of each candidate, shape (n_candidates,).
         n_events: number of events.
     """
-    index = np.flatnonzero(candidate)
     # lexsort: last key is primary; -key puts the largest first and NaN last.
-    order = index[np.lexsort((index, -key[index], owner[index]))]
+    order = np.lexsort((index, -key, owner))
+    owner, index = owner[order], index[order]
     first = np.ones(len(order), dtype=bool)
-    first[1:] = owner[order][1:] != owner[order][:-1]
+    first[1:] = owner[1:] != owner[:-1]
     leading = np.full(n_events, -1, dtype=np.int64)
-    leading[owner[order][first]] = order[first]
+    leading[owner[first]] = index[first]
     return leading
+
+
+def _delta_r(
+    eta: np.ndarray, phi: np.ndarray, other_eta: np.ndarray, other_phi: np.ndarray
+) -> np.ndarray:
+    """Delta R = sqrt(Delta phi^2 + Delta eta^2), Delta phi wrapped into [-pi, pi): the
+    formula and operation order of vector's ``deltaR``, on plain arrays of one shape."""
+    delta_phi = (phi - other_phi + np.pi) % (2 * np.pi) - np.pi
+    return np.sqrt(delta_phi**2 + (eta - other_eta) ** 2)
 
 
 def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -181,44 +203,45 @@ def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     return taken
 
 
-def _momentum4d(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, mass: np.ndarray) -> object:
-    """A vector Momentum4D numpy array from (pt, eta, phi, mass) arrays of one shape."""
-    return vector.array({"pt": pt, "eta": eta, "phi": phi, "mass": mass})
-
-
 def _objects(flat: _Flat, index: np.ndarray) -> object:
-    """Momentum4D of the objects at ``index`` (one per event, -1: NaN)."""
-    return _momentum4d(*(_take(flat.fields[name], index) for name in ("pt", "eta", "phi", "mass")))
+    """vector Momentum4D array of the objects at flat positions ``index`` (-1: NaN)."""
+    return vector.array(
+        {name: _take(flat.fields[name], index) for name in ("pt", "eta", "phi", "mass")}
+    )
 
 
 def _nonfinite_gen(genpart: _Flat, genjet: _Flat, events: ak.Array) -> np.ndarray:
     """Per event: does any GEN kinematic value (pt, eta, phi, mass) read here fail isfinite?"""
-    n_events = len(events)
-    bad = np.zeros(n_events, dtype=bool)
+    bad = np.zeros(len(events), dtype=bool)
     for flat in (genpart, genjet):
         for name in ("pt", "eta", "phi", "mass"):
-            bad_object = ~np.isfinite(flat.fields[name])
-            bad[flat.owner[bad_object]] = True
+            bad_objects = np.flatnonzero(~np.isfinite(flat.fields[name]))
+            bad[flat.owner(bad_objects)] = True
     for name in GEN_FIELDS["GenMET"]:
         bad |= ~np.isfinite(ak.to_numpy(events.GenMET[name]))
     return bad
 
 
-def _closest(flat: _Flat, target: object, n_events: int) -> np.ndarray:
-    """Per event, the flat index of the object with the smallest Delta R to ``target``
-    (one Momentum4D per event), -1 when the event has none; ties go to the first."""
-    owner = flat.owner
-    objects = _momentum4d(*(flat.fields[name] for name in ("pt", "eta", "phi", "mass")))
-    target_of_object = vector.array(
-        {
-            "pt": np.asarray(target.pt)[owner],
-            "eta": np.asarray(target.eta)[owner],
-            "phi": np.asarray(target.phi)[owner],
-            "mass": np.asarray(target.mass)[owner],
-        }
-    )
-    delta_r = np.asarray(objects.deltaR(target_of_object))
-    return _leading(owner, -delta_r, np.ones(len(owner), dtype=bool), n_events)
+def _closest(flat: _Flat, rank: np.ndarray, eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """Per selected event, the flat index of the object closest in Delta R to a target.
+
+    Arguments:
+        flat: the candidate objects of all events of the chunk.
+        rank: position of each event of the chunk among the selected ones, -1 if not
+            selected, shape (n_events,).
+        eta, phi: the target of each selected event, shape (n_selected,).
+
+    Returns:
+        Shape (n_selected,); -1 where the event has no candidate; ties go to the first.
+    """
+    event_rank = rank[flat.all_owners()]
+    index = np.flatnonzero(event_rank >= 0)
+    owner = event_rank[index]
+    with np.errstate(invalid="ignore"):
+        delta_r = _delta_r(
+            flat.fields["eta"][index], flat.fields["phi"][index], eta[owner], phi[owner]
+        )
+    return _leading(owner, -delta_r, index, len(eta))
 
 
 def _feature_matrix(
@@ -278,34 +301,30 @@ def build_features(events: ak.Array, selection: Selection | None = None) -> Even
         & ((part["statusFlags"] & (1 << PROMPT_FLAG_BIT)) != 0)
         & (part["pt"] > selection.muon_pt_min)
     )
-    muon_index = _leading(genpart.owner, part["pt"], is_prompt_muon, n_input)
-    gen_muon = _objects(genpart, muon_index)
+    candidates = np.flatnonzero(is_prompt_muon)
+    muon_index = _leading(genpart.owner(candidates), part["pt"][candidates], candidates, n_input)
+    muon_eta, muon_phi = _take(part["eta"], muon_index), _take(part["phi"], muon_index)
 
     genjet = _flat(events.GenJet, GEN_FIELDS["GenJet"])
     jet = genjet.fields
-    has_muon = muon_index >= 0
-    jet_ok = (
-        (jet["pt"] > selection.jet_pt_min)
-        & (np.abs(jet["eta"]) < selection.jet_abs_eta_max)
-        & has_muon[genjet.owner]
+    candidates = np.flatnonzero(
+        (jet["pt"] > selection.jet_pt_min) & (np.abs(jet["eta"]) < selection.jet_abs_eta_max)
     )
-    muon_of_jet = vector.array(
-        {
-            "pt": np.asarray(gen_muon.pt)[genjet.owner],
-            "eta": np.asarray(gen_muon.eta)[genjet.owner],
-            "phi": np.asarray(gen_muon.phi)[genjet.owner],
-            "mass": np.asarray(gen_muon.mass)[genjet.owner],
-        }
-    )
-    jets = _momentum4d(jet["pt"], jet["eta"], jet["phi"], jet["mass"])
+    owner = genjet.owner(candidates)
+    with_muon = muon_index[owner] >= 0
+    candidates, owner = candidates[with_muon], owner[with_muon]
     with np.errstate(invalid="ignore"):
-        jet_ok &= np.asarray(jets.deltaR(muon_of_jet)) > selection.muon_jet_delta_r_min
-    jet_index = _leading(genjet.owner, jet["pt"], jet_ok, n_input)
+        delta_r = _delta_r(
+            jet["eta"][candidates], jet["phi"][candidates], muon_eta[owner], muon_phi[owner]
+        )
+        away = delta_r > selection.muon_jet_delta_r_min
+    candidates, owner = candidates[away], owner[away]
+    jet_index = _leading(owner, jet["pt"][candidates], candidates, n_input)
 
     nonfinite = _nonfinite_gen(genpart, genjet, events)
     with np.errstate(invalid="ignore"):
-        passes = has_muon & (jet_index >= 0) & (_take(jet["mass"], jet_index) > 0) & ~nonfinite
-    passed = np.flatnonzero(passes)
+        passes = (muon_index >= 0) & (jet_index >= 0) & (_take(jet["mass"], jet_index) > 0)
+    passed = np.flatnonzero(passes & ~nonfinite)
     muon_index, jet_index = muon_index[passed], jet_index[passed]
     gen_muon, gen_jet = _objects(genpart, muon_index), _objects(genjet, jet_index)
     gen = _feature_matrix(
@@ -319,18 +338,15 @@ def build_features(events: ak.Array, selection: Selection | None = None) -> Even
     reco = None
     reco_valid = np.zeros(len(gen), dtype=bool)
     if has_reco_branches(events):
-        n_passed = len(passed)
-        # Position of each event among the passed ones (-1: failed); RECO objects of failed
-        # events get no candidate.
+        # Position of each event among the selected ones (-1: not selected); the objects
+        # of events that are not selected are never candidates.
         rank = np.full(n_input, -1, dtype=np.int64)
-        rank[passed] = np.arange(n_passed)
+        rank[passed] = np.arange(len(passed))
         matched = []
         for name, gen_object in (("Muon", gen_muon), ("Jet", gen_jet)):
             flat = _flat(events[name], RECO_FIELDS[name])
-            keep = rank[flat.owner] >= 0
-            flat = _Flat({k: v[keep] for k, v in flat.fields.items()}, rank[flat.owner[keep]])
-            with np.errstate(invalid="ignore"):
-                matched.append(_objects(flat, _closest(flat, gen_object, n_passed)))
+            index = _closest(flat, rank, np.asarray(gen_object.eta), np.asarray(gen_object.phi))
+            matched.append(_objects(flat, index))
         reco_muon, reco_jet = matched
         reco = _feature_matrix(
             reco_muon,

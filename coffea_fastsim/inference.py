@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,124 @@ EVALUATION_BLOCK = 1024
 MIN_CHUNK_SIZE = EVALUATION_BLOCK
 
 
-def _evaluate_blocks(module: nn.Module, x_gen: Tensor, eps: Tensor) -> Tensor:
-    """Run ``module(x_gen, eps)`` in zero-padded blocks of ``EVALUATION_BLOCK`` rows."""
+#: One layer of an MLP head: weight transposed (in, out), bias (out,), and the LeakyReLU
+#: slope applied after it (None for the last, linear layer).
+_Layer = tuple[Tensor, Tensor, "float | None"]
+
+
+@dataclass(frozen=True)
+class _GaussianWeights:
+    """The parameters of a Gaussian surrogate (see ``GaussianSurrogate``), read out of its
+    TorchScript module, so that a block can be evaluated into preallocated buffers.
+
+    The module would allocate a new tensor for every layer of every block; with the
+    allocator settings of dask workers (``MALLOC_TRIM_THRESHOLD_``), each of these
+    allocations maps and zero-fills fresh pages, which makes inference 2.5 times slower.
+    The same matrix products, in the same order, into reused buffers give bitwise the
+    module's output (checked on a probe block when the weights are read).
+    """
+
+    gen_mean: Tensor
+    gen_std: Tensor
+    reco_mean: Tensor
+    reco_std: Tensor
+    heads: tuple[tuple[_Layer, ...], tuple[_Layer, ...]]
+
+    @classmethod
+    def read(cls, module: nn.Module) -> _GaussianWeights | None:
+        """The weights of ``module``, or None when it is not a Gaussian surrogate made of
+        Linear and LeakyReLU layers, or when the buffered evaluation differs from it."""
+        try:
+            buffers = dict(module.named_buffers())
+            heads = tuple(cls._layers(getattr(module, name)) for name in HEAD_NAMES)
+            weights = cls(
+                *(buffers[name] for name in ("gen_mean", "gen_std", "reco_mean", "reco_std")),
+                heads=heads,  # type: ignore[arg-type]
+            )
+        except (AttributeError, KeyError, ValueError):
+            return None
+        return weights if weights._reproduces(module) else None
+
+    @staticmethod
+    def _layers(sequential: nn.Module) -> tuple[_Layer, ...]:
+        layers: list[list[Any]] = []
+        for child in sequential.children():
+            kind = getattr(child, "original_name", type(child).__name__)
+            if kind == "Linear":
+                layers.append([child.weight.detach().t(), child.bias.detach(), None])
+            elif kind == "LeakyReLU" and layers and layers[-1][2] is None:
+                layers[-1][2] = float(child.negative_slope)
+            else:
+                raise ValueError(f"unsupported layer {kind}")
+        if not layers or layers[-1][2] is not None:
+            raise ValueError("the head must end with a Linear layer")
+        return tuple((w, b, slope) for w, b, slope in layers)
+
+    def _reproduces(self, module: nn.Module) -> bool:
+        """Whether the buffered evaluation equals ``module`` bitwise on a probe block."""
+        device = self.gen_mean.device
+        probe = torch.Generator().manual_seed(0)
+        x_gen = torch.randn(EVALUATION_BLOCK, len(self.gen_mean), generator=probe)
+        x_gen = (x_gen * self.gen_std.cpu() + self.gen_mean.cpu()).to(device)
+        eps = torch.randn(x_gen.shape, generator=probe).to(device)
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
+            expected = module(x_gen, eps)
+            got = torch.empty_like(x_gen)
+            _GaussianBlock(self, EVALUATION_BLOCK).evaluate(x_gen, eps, got)
+        return bool(torch.equal(expected, got))
+
+
+class _GaussianBlock:
+    """Buffers for evaluating ``_GaussianWeights`` on blocks of ``rows`` events; one per
+    ``predict`` call, so that concurrent calls never share them."""
+
+    def __init__(self, weights: _GaussianWeights, rows: int) -> None:
+        self.weights = weights
+        like = weights.gen_mean
+        n_features = len(like)
+        self.z_gen = like.new_empty((rows, n_features))
+        self.width = like.new_empty((rows, n_features))
+        self.activations = tuple(
+            tuple(like.new_empty((rows, len(bias))) for _, bias, _ in head)
+            for head in weights.heads
+        )
+
+    def evaluate(self, x_gen: Tensor, eps: Tensor, out: Tensor) -> None:
+        """out = mu + sigma * eps for one block, as ``GaussianSurrogate.forward`` computes it.
+
+        Arguments:
+            x_gen, eps: GEN features (physical units) and noise, each (rows, n_features).
+            out: where the RECO-like features go, (rows, n_features), contiguous.
+        """
+        w = self.weights
+        torch.sub(x_gen, w.gen_mean, out=self.z_gen)
+        self.z_gen.div_(w.gen_std)
+        outputs = []
+        for head, activations in zip(w.heads, self.activations, strict=True):
+            hidden = self.z_gen
+            for (weight_t, bias, slope), activation in zip(head, activations, strict=True):
+                torch.addmm(bias, hidden, weight_t, out=activation)
+                if slope is not None:
+                    torch.nn.functional.leaky_relu_(activation, slope)
+                hidden = activation
+            outputs.append(hidden)
+        mu, q = outputs
+        # sigma * eps = (|q - mu| * reco_std) * eps; out = (mu * reco_std + reco_mean) + that.
+        torch.sub(q, mu, out=self.width)
+        self.width.abs_().mul_(w.reco_std).mul_(eps)
+        torch.mul(mu, w.reco_std, out=out)
+        out.add_(w.reco_mean).add_(self.width)
+
+
+#: Attribute names of the mean and the quantile network in ``GaussianSurrogate``.
+HEAD_NAMES = ("mean_net", "quantile_net")
+
+
+def _evaluate_blocks(
+    module: nn.Module, weights: _GaussianWeights | None, x_gen: Tensor, eps: Tensor
+) -> Tensor:
+    """Run ``module(x_gen, eps)`` in zero-padded blocks of ``EVALUATION_BLOCK`` rows; with
+    ``weights``, the same computation into preallocated buffers (bitwise the same)."""
     n_rows = len(x_gen)
     n_padded = -(-n_rows // EVALUATION_BLOCK) * EVALUATION_BLOCK
     padded_gen = x_gen.new_zeros((n_padded, x_gen.shape[1]))
@@ -46,9 +163,13 @@ def _evaluate_blocks(module: nn.Module, x_gen: Tensor, eps: Tensor) -> Tensor:
     padded_gen[:n_rows] = x_gen
     padded_eps[:n_rows] = eps
     out = torch.empty_like(padded_gen)
+    buffers = None if weights is None else _GaussianBlock(weights, EVALUATION_BLOCK)
     for start in range(0, n_padded, EVALUATION_BLOCK):
         block = slice(start, start + EVALUATION_BLOCK)
-        out[block] = module(padded_gen[block], padded_eps[block])
+        if buffers is None:
+            out[block] = module(padded_gen[block], padded_eps[block])
+        else:
+            buffers.evaluate(padded_gen[block], padded_eps[block], out[block])
     return out[:n_rows]
 
 
@@ -90,12 +211,14 @@ class SurrogateEngine:
         self.seed = int(seed)
         self._device: torch.device | None = None
         self._loaded: LoadedModel | None = None
+        self._gaussian_weights: _GaussianWeights | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the configuration only; the model is reloaded where it is used."""
         state = self.__dict__.copy()
         state["_device"] = None
         state["_loaded"] = None
+        state["_gaussian_weights"] = None
         return state
 
     @property
@@ -109,9 +232,12 @@ class SurrogateEngine:
     def loaded(self) -> LoadedModel:
         """The model and its metadata, loaded and checked on first use."""
         if self._loaded is None:
-            self._loaded = load_model(
+            loaded = load_model(
                 self.model_path, expected_features=FEATURE_NAMES, map_location=self.device
             )
+            if loaded.metadata.get("model_family") == "gaussian":
+                self._gaussian_weights = _GaussianWeights.read(loaded.module)
+            self._loaded = loaded
         return self._loaded
 
     @property
@@ -162,7 +288,12 @@ class SurrogateEngine:
                 )
                 try:
                     x_gen = torch.from_numpy(gen[chunk].astype(np.float32)).to(self.device)
-                    x_dl = _evaluate_blocks(module, x_gen, torch.from_numpy(eps).to(self.device))
+                    x_dl = _evaluate_blocks(
+                        module,
+                        self._gaussian_weights,
+                        x_gen,
+                        torch.from_numpy(eps).to(self.device),
+                    )
                 except torch.OutOfMemoryError as error:
                     chunk_size = self._smaller_chunk(chunk_size, error)
                     continue

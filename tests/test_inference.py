@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from coffea_fastsim.inference import EVALUATION_BLOCK, SurrogateEngine
+from coffea_fastsim.inference import (
+    EVALUATION_BLOCK,
+    SurrogateEngine,
+    _evaluate_blocks,
+    _GaussianWeights,
+)
 from coffea_fastsim.model import GaussianSurrogate
 from coffea_fastsim.model_io import ModelFormatError, save_model
 
@@ -188,3 +193,53 @@ def test_invalid_arguments(arguments: dict, error: type[Exception], message: str
 def test_cuda_without_cuda_is_refused() -> None:
     with pytest.raises(ValueError, match="CUDA is not available"):
         SurrogateEngine("m.pt", device="cuda")
+
+
+def _block_inputs(n_rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    x_gen = torch.randn(n_rows, 9, generator=generator) * 40.0
+    return x_gen, torch.randn(n_rows, 9, generator=generator)
+
+
+@pytest.mark.parametrize(
+    ("hidden_width", "hidden_layers", "negative_slope"), [(100, 4, 0.05), (37, 2, 0.2)]
+)
+def test_buffered_gaussian_path_is_bitwise_the_module(
+    tmp_path: Path, hidden_width: int, hidden_layers: int, negative_slope: float
+) -> None:
+    """The engine evaluates Gaussian models into reused buffers; the result must be the
+    module's own output, bit for bit, for any width, depth and slope."""
+    torch.manual_seed(11)
+    model = GaussianSurrogate(
+        torch.zeros(9),
+        torch.full((9,), 30.0),
+        torch.ones(9),
+        torch.full((9,), 25.0),
+        hidden_width=hidden_width,
+        hidden_layers=hidden_layers,
+        negative_slope=negative_slope,
+    )
+    engine = SurrogateEngine(save_model(model.eval(), tmp_path / "g.pt", PROVENANCE), device="cpu")
+    module = engine.loaded.module
+    assert engine._gaussian_weights is not None
+    x_gen, eps = _block_inputs(3 * EVALUATION_BLOCK + 17, seed=2)
+    with torch.inference_mode():
+        buffered = _evaluate_blocks(module, engine._gaussian_weights, x_gen, eps)
+        plain = _evaluate_blocks(module, None, x_gen, eps)
+        eager = model(x_gen[:EVALUATION_BLOCK], eps[:EVALUATION_BLOCK])
+    assert torch.equal(buffered, plain)
+    torch.testing.assert_close(buffered[:EVALUATION_BLOCK], eager, rtol=1e-6, atol=1e-4)
+
+
+def test_unsupported_layers_fall_back_to_the_module(tmp_path: Path) -> None:
+    """A head with a layer the buffered path does not know runs through the module."""
+    model = _model(False)
+    model.mean_net[1] = torch.nn.ReLU()
+    engine = SurrogateEngine(save_model(model, tmp_path / "relu.pt", PROVENANCE), device="cpu")
+    assert _GaussianWeights.read(engine.loaded.module) is None
+    assert engine._gaussian_weights is None
+    x_gen, eps = _block_inputs(EVALUATION_BLOCK, seed=4)
+    with torch.inference_mode():
+        got = _evaluate_blocks(engine.loaded.module, None, x_gen, eps)
+        expected = model(x_gen, eps)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-4)
