@@ -7,7 +7,7 @@ For N requested events of which n go through the full (reference) simulation, co
 
 Usage:
   python benchmarks/economics.py --events 1000000 --fraction 0.1 \\
-      --gen-seconds 0.0087 --gen-bytes 260 --dl-seconds 3.3e-6 --dl-bytes 40 \\
+      --gen-seconds 0.0087 --gen-bytes 260 --dl-seconds 1.8e-6 --dl-bytes 40 \\
       --full-seconds 100 --full-bytes 1e6 --train-seconds 60
 
 Defaults: the per-event costs measured on this project's machine (docs/benchmarks.md), and
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--gen-bytes", type=float, default=260.0, help="GEN bytes/event")
     parser.add_argument("--full-seconds", type=float, default=100.0, help="full sim CPU s/event")
     parser.add_argument("--full-bytes", type=float, default=1e6, help="full sim bytes/event")
-    parser.add_argument("--dl-seconds", type=float, default=1 / 300_000, help="surrogate s/event")
+    parser.add_argument("--dl-seconds", type=float, default=1 / 550_000, help="surrogate s/event")
     parser.add_argument("--dl-bytes", type=float, default=40.0, help="DL dataset bytes/event")
     parser.add_argument("--train-seconds", type=float, default=60.0, help="training, CPU s")
     args = parser.parse_args()

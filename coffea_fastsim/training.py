@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -143,10 +143,13 @@ class DataSplit:
 @dataclass(frozen=True)
 class TrainingHistory:
     """Loss per epoch (standardized features): the training loss is the mean over the
-    epoch's batches, weighted by batch size; the validation loss is evaluated after it."""
+    epoch's batches, weighted by batch size; the validation loss is evaluated after it.
+    ``seconds``: wall-clock time from the first epoch's start to the end of each epoch (not
+    compared: two identical trainings have equal histories)."""
 
     train_loss: tuple[float, ...]
     validation_loss: tuple[float, ...]
+    seconds: tuple[float, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,7 @@ class TrainingResult:
                 "test": len(self.split.test),
             },
             "training_seconds": self.seconds,
+            "seconds_to_best_epoch": self.history.seconds[self.best_epoch],
         }
 
 
@@ -359,6 +363,8 @@ def _fit(
 
     train_losses: list[float] = []
     validation_losses: list[float] = []
+    seconds: list[float] = []
+    started = time.perf_counter()
     best_loss, best_epoch, best_state = math.inf, 0, copy.deepcopy(model.state_dict())
     bar = tqdm(range(config.epochs), desc="training", unit="epoch", disable=not config.progress)
     for epoch in bar:
@@ -378,6 +384,7 @@ def _fit(
         train_losses.append(float(total) / n_train)
         validation_losses.append(_mean_loss(model, validation_gen, validation_reco, config.gamma))
         schedule.step()
+        seconds.append(time.perf_counter() - started)
 
         if validation_losses[-1] < best_loss:
             best_loss, best_epoch = validation_losses[-1], epoch
@@ -388,5 +395,5 @@ def _fit(
         if config.patience is not None and epoch - best_epoch >= config.patience:
             break
     bar.close()
-    history = TrainingHistory(tuple(train_losses), tuple(validation_losses))
+    history = TrainingHistory(tuple(train_losses), tuple(validation_losses), tuple(seconds))
     return history, best_epoch, best_state

@@ -157,6 +157,14 @@ def test_metadata_describes_the_run(small_sample: tuple[np.ndarray, np.ndarray])
     assert metadata["best_epoch"] == 0
 
 
+def test_epoch_times_are_recorded(small_sample: tuple[np.ndarray, np.ndarray]) -> None:
+    result = train_surrogate(*small_sample, TrainingConfig(epochs=3, **FAST))
+    seconds = result.history.seconds
+    assert len(seconds) == 3
+    assert 0 < seconds[0] < seconds[1] < seconds[2] <= result.seconds
+    assert result.metadata()["seconds_to_best_epoch"] == seconds[result.best_epoch]
+
+
 def _heads_on_grid(result: TrainingResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     grid = np.repeat(np.linspace(0.2, 1.8, 200)[:, None], N_FEATURES, axis=1)
     with torch.no_grad():
