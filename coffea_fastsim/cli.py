@@ -233,7 +233,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--chunksize", type=int, default=100_000, help="events per Runner chunk")
     parser.add_argument(
-        "--inference-chunk-size", type=int, default=65536, help="events per surrogate evaluation"
+        "--inference-chunk-size",
+        type=int,
+        default=None,
+        help="events per surrogate evaluation (default: 65536 on the CPU, from the free "
+        "memory on a GPU)",
     )
     parser.add_argument(
         "--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N"

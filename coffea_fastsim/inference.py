@@ -7,10 +7,17 @@ the client has none).
 
 Reproducibility: the noise of an event depends only on (seed, run, luminosity block,
 event), see ``coffea_fastsim.noise``. The network always runs on blocks of exactly
-``EVALUATION_BLOCK`` rows (the last block of a chunk padded with zeros), because a CPU
+``evaluation_block(device)`` rows (the last block of a chunk padded with zeros), because a
 matrix product can round differently for different numbers of rows; with a fixed block
 size the output of an event is bitwise the same whatever ``chunk_size`` or the event's
-position in the input, on the same machine and torch thread count.
+position in the input, on the same machine, device and torch thread count. The block is
+``EVALUATION_BLOCK`` (1024) rows on the CPU, where it keeps the activations in cache, and
+``CUDA_EVALUATION_BLOCK`` (65536) on a GPU, where each block costs a few kernel launches.
+
+Chunk size: the events moved to the device and evaluated at once. By default it is chosen
+when the engine first runs: ``CPU_CHUNK_SIZE`` on the CPU, and on a GPU the largest
+multiple of the block that fits in half of the device memory free at that moment (see
+``automatic_chunk_size``); an out-of-memory error halves it, down to one block.
 """
 
 from __future__ import annotations
@@ -30,12 +37,54 @@ from coffea_fastsim.model_io import LoadedModel, load_model
 from coffea_fastsim.noise import event_noise
 from coffea_fastsim.observables import FEATURE_NAMES
 
-__all__ = ["EVALUATION_BLOCK", "MIN_CHUNK_SIZE", "SurrogateEngine"]
+__all__ = [
+    "CPU_CHUNK_SIZE",
+    "CUDA_EVALUATION_BLOCK",
+    "DEVICE_BYTES_PER_EVENT",
+    "EVALUATION_BLOCK",
+    "MAX_CHUNK_SIZE",
+    "MIN_CHUNK_SIZE",
+    "SurrogateEngine",
+    "automatic_chunk_size",
+    "evaluation_block",
+]
 
-#: Rows per network evaluation; fixed so that results do not depend on chunking.
+#: Rows per network evaluation on the CPU; fixed so that results do not depend on chunking.
 EVALUATION_BLOCK = 1024
-#: Smallest chunk that an out-of-memory retry halves down to.
+#: Rows per network evaluation on a CUDA device.
+CUDA_EVALUATION_BLOCK = 65536
+#: Smallest chunk that an out-of-memory retry halves down to on the CPU (one block).
 MIN_CHUNK_SIZE = EVALUATION_BLOCK
+#: Chunk size on the CPU when none is given.
+CPU_CHUNK_SIZE = 65536
+#: Largest automatic chunk (events); beyond it a GPU gains nothing and the host buffers grow.
+MAX_CHUNK_SIZE = 1 << 24
+#: Device memory per event of a chunk, bytes: GEN features and noise (36 bytes each, float32),
+#: their zero-padded copies and the output (108), rounded up for the allocator's slack.
+DEVICE_BYTES_PER_EVENT = 256
+
+
+def evaluation_block(device: torch.device) -> int:
+    """Rows per network evaluation on ``device``: ``CUDA_EVALUATION_BLOCK`` on CUDA,
+    ``EVALUATION_BLOCK`` elsewhere."""
+    return CUDA_EVALUATION_BLOCK if device.type == "cuda" else EVALUATION_BLOCK
+
+
+def automatic_chunk_size(free_bytes: int, block: int, block_bytes: int = 0) -> int:
+    """The chunk size for a device with ``free_bytes`` of free memory.
+
+    Half of the free memory, less what one block's activations take (``block_bytes``),
+    divided by ``DEVICE_BYTES_PER_EVENT``, rounded down to a multiple of ``block`` and
+    clipped to [block, ``MAX_CHUNK_SIZE``].
+
+    Arguments:
+        free_bytes: free device memory, bytes (``torch.cuda.mem_get_info()[0]``).
+        block: rows per network evaluation on the device.
+        block_bytes: memory of the activations of one block, bytes.
+    """
+    usable = free_bytes // 2 - block_bytes
+    events = usable // DEVICE_BYTES_PER_EVENT // block * block
+    return int(min(max(events, block), max(MAX_CHUNK_SIZE // block * block, block)))
 
 
 #: One layer of an MLP head: weight transposed (in, out), bias (out,), and the LeakyReLU
@@ -91,17 +140,23 @@ class _GaussianWeights:
             raise ValueError("the head must end with a Linear layer")
         return tuple((w, b, slope) for w, b, slope in layers)
 
+    def activation_bytes(self, rows: int) -> int:
+        """Memory of the buffers of one block of ``rows`` events, bytes."""
+        widths = [len(bias) for head in self.heads for _, bias, _ in head]
+        return 4 * rows * (sum(widths) + 2 * len(self.gen_mean))
+
     def _reproduces(self, module: nn.Module) -> bool:
         """Whether the buffered evaluation equals ``module`` bitwise on a probe block."""
         device = self.gen_mean.device
+        rows = evaluation_block(device)
         probe = torch.Generator().manual_seed(0)
-        x_gen = torch.randn(EVALUATION_BLOCK, len(self.gen_mean), generator=probe)
+        x_gen = torch.randn(rows, len(self.gen_mean), generator=probe)
         x_gen = (x_gen * self.gen_std.cpu() + self.gen_mean.cpu()).to(device)
         eps = torch.randn(x_gen.shape, generator=probe).to(device)
         with torch.inference_mode(), torch.jit.optimized_execution(False):
             expected = module(x_gen, eps)
             got = torch.empty_like(x_gen)
-            _GaussianBlock(self, EVALUATION_BLOCK).evaluate(x_gen, eps, got)
+            _GaussianBlock(self, rows).evaluate(x_gen, eps, got)
         return bool(torch.equal(expected, got))
 
 
@@ -152,20 +207,24 @@ HEAD_NAMES = ("mean_net", "quantile_net")
 
 
 def _evaluate_blocks(
-    module: nn.Module, weights: _GaussianWeights | None, x_gen: Tensor, eps: Tensor
+    module: nn.Module,
+    weights: _GaussianWeights | None,
+    x_gen: Tensor,
+    eps: Tensor,
+    rows: int = EVALUATION_BLOCK,
 ) -> Tensor:
-    """Run ``module(x_gen, eps)`` in zero-padded blocks of ``EVALUATION_BLOCK`` rows; with
-    ``weights``, the same computation into preallocated buffers (bitwise the same)."""
+    """Run ``module(x_gen, eps)`` in zero-padded blocks of ``rows`` rows; with ``weights``,
+    the same computation into preallocated buffers (bitwise the same)."""
     n_rows = len(x_gen)
-    n_padded = -(-n_rows // EVALUATION_BLOCK) * EVALUATION_BLOCK
+    n_padded = -(-n_rows // rows) * rows
     padded_gen = x_gen.new_zeros((n_padded, x_gen.shape[1]))
     padded_eps = eps.new_zeros((n_padded, eps.shape[1]))
     padded_gen[:n_rows] = x_gen
     padded_eps[:n_rows] = eps
     out = torch.empty_like(padded_gen)
-    buffers = None if weights is None else _GaussianBlock(weights, EVALUATION_BLOCK)
-    for start in range(0, n_padded, EVALUATION_BLOCK):
-        block = slice(start, start + EVALUATION_BLOCK)
+    buffers = None if weights is None else _GaussianBlock(weights, rows)
+    for start in range(0, n_padded, rows):
+        block = slice(start, start + rows)
         if buffers is None:
             out[block] = module(padded_gen[block], padded_eps[block])
         else:
@@ -178,7 +237,9 @@ class SurrogateEngine:
 
     Arguments:
         model_path: model file written by ``model_io.save_model``.
-        chunk_size: events moved to the device and evaluated at once (bounds memory).
+        chunk_size: events moved to the device and evaluated at once (bounds memory);
+            None: chosen on first use, ``CPU_CHUNK_SIZE`` on the CPU and from the free
+            memory on a GPU (``automatic_chunk_size``).
         device: "auto" (CUDA when present on the process that evaluates), "cpu", "cuda"
             or "cuda:N".
         seed: seed of the per-event noise, an integer in [0, 2**64).
@@ -187,14 +248,17 @@ class SurrogateEngine:
     def __init__(
         self,
         model_path: str | os.PathLike[str],
-        chunk_size: int = 65536,
+        chunk_size: int | None = None,
         device: str = "auto",
         seed: int = 0,
     ) -> None:
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
-            raise TypeError(f"chunk_size must be an integer, got {type(chunk_size).__name__}")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        if chunk_size is not None:
+            if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
+                raise TypeError(
+                    f"chunk_size must be an integer or None, got {type(chunk_size).__name__}"
+                )
+            if chunk_size < 1:
+                raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
         if not 0 <= seed < 2**64:
@@ -206,7 +270,7 @@ class SurrogateEngine:
         except ValueError as err:
             raise ValueError(f"device: {err}") from err
         self.model_path = Path(model_path)
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.device_request = device
         self.seed = int(seed)
         self._device: torch.device | None = None
@@ -276,7 +340,8 @@ class SurrogateEngine:
         if n_events == 0:
             return output
         module = self.loaded.module
-        chunk_size = self.chunk_size
+        chunk_size = self.resolved_chunk_size()
+        rows = evaluation_block(self.device)
         start = 0
         # The plain interpreter runs the same kernels on every call; the profiling executor
         # would switch to a re-optimized graph after a few calls.
@@ -293,6 +358,7 @@ class SurrogateEngine:
                         self._gaussian_weights,
                         x_gen,
                         torch.from_numpy(eps).to(self.device),
+                        rows,
                     )
                 except torch.OutOfMemoryError as error:
                     chunk_size = self._smaller_chunk(chunk_size, error)
@@ -308,9 +374,23 @@ class SurrogateEngine:
         """
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        if chunk_size <= MIN_CHUNK_SIZE:
+        floor = evaluation_block(self.device)
+        if chunk_size <= floor:
             raise RuntimeError(
                 f"out of memory on {self.device} even with chunks of {chunk_size} events "
                 f"(the floor): free device memory, or use device='cpu'"
             ) from error
-        return max(chunk_size // 2, MIN_CHUNK_SIZE)
+        return max(chunk_size // 2, floor)
+
+    def resolved_chunk_size(self) -> int:
+        """The chunk size in use: ``chunk_size`` when given, else ``CPU_CHUNK_SIZE`` on the
+        CPU and ``automatic_chunk_size`` of the device's free memory on CUDA."""
+        if self.chunk_size is not None:
+            return self.chunk_size
+        if self.device.type != "cuda":
+            return CPU_CHUNK_SIZE
+        rows = evaluation_block(self.device)
+        free_bytes, _ = torch.cuda.mem_get_info(self.device)
+        weights = self._gaussian_weights
+        block_bytes = weights.activation_bytes(rows) if weights is not None else 0
+        return automatic_chunk_size(free_bytes, rows, block_bytes)

@@ -39,7 +39,9 @@ class FastSimConfig:
 
     Arguments:
         model: path of the surrogate model file.
-        chunk_size: events per surrogate evaluation (memory bound, not the Runner's chunk).
+        chunk_size: events per surrogate evaluation (memory bound, not the Runner's chunk);
+            None: automatic, 65536 on the CPU and from the free memory on a GPU
+            (``inference.automatic_chunk_size``). Outputs do not depend on it.
         device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         seed: seed of the per-event noise; with the event identity it fixes every DL value.
         output_dir: where to write the DL dataset (one Parquet file per chunk); None: no dataset.
@@ -49,7 +51,7 @@ class FastSimConfig:
     """
 
     model: str | os.PathLike
-    chunk_size: int = 65536
+    chunk_size: int | None = None
     device: str = "auto"
     seed: int = 0
     output_dir: str | os.PathLike | None = None

@@ -322,11 +322,11 @@ def test_out_of_memory_halves_the_chunk_and_gives_the_same_output(trained_model,
     evaluate = inference._evaluate_blocks
     sizes = []
 
-    def small_device(module, weights, x_gen, eps):
+    def small_device(module, weights, x_gen, eps, rows):
         sizes.append(len(x_gen))
         if len(x_gen) > 1500:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
-        return evaluate(module, weights, x_gen, eps)
+        return evaluate(module, weights, x_gen, eps, rows)
 
     monkeypatch.setattr(inference, "_evaluate_blocks", small_device)
     np.testing.assert_array_equal(engine.predict(features, ids, ids, ids), expected)
@@ -334,7 +334,7 @@ def test_out_of_memory_halves_the_chunk_and_gives_the_same_output(trained_model,
 
 
 def test_out_of_memory_below_the_floor_fails_clearly(trained_model, monkeypatch):
-    def no_memory(module, weights, x_gen, eps):
+    def no_memory(module, weights, x_gen, eps, rows):
         raise torch.OutOfMemoryError("CUDA out of memory (injected)")
 
     monkeypatch.setattr(inference, "_evaluate_blocks", no_memory)

@@ -10,10 +10,16 @@ import pytest
 import torch
 
 from coffea_fastsim.inference import (
+    CPU_CHUNK_SIZE,
+    CUDA_EVALUATION_BLOCK,
+    DEVICE_BYTES_PER_EVENT,
     EVALUATION_BLOCK,
+    MAX_CHUNK_SIZE,
     SurrogateEngine,
     _evaluate_blocks,
     _GaussianWeights,
+    automatic_chunk_size,
+    evaluation_block,
 )
 from coffea_fastsim.model import GaussianSurrogate
 from coffea_fastsim.model_io import ModelFormatError, save_model
@@ -243,3 +249,55 @@ def test_unsupported_layers_fall_back_to_the_module(tmp_path: Path) -> None:
         got = _evaluate_blocks(engine.loaded.module, None, x_gen, eps)
         expected = model(x_gen, eps)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-4)
+
+
+def test_evaluation_block_depends_on_the_device() -> None:
+    assert evaluation_block(torch.device("cpu")) == EVALUATION_BLOCK == 1024
+    assert evaluation_block(torch.device("cuda", 0)) == CUDA_EVALUATION_BLOCK == 65536
+
+
+@pytest.mark.parametrize(
+    ("free_bytes", "block_bytes", "expected"),
+    [
+        # 80 GB free: half is 40 GB, far more than the cap.
+        (80 * 10**9, 0, MAX_CHUNK_SIZE),
+        # 1 GiB free, 100 MiB of activations: (512 - 100) MiB / 256 B = 1,687,552 events,
+        # rounded down to 25 blocks of 65536.
+        (2**30, 100 * 2**20, 25 * 65536),
+        # Almost nothing free: never below one block.
+        (10**6, 0, 65536),
+    ],
+)
+def test_automatic_chunk_size(free_bytes: int, block_bytes: int, expected: int) -> None:
+    assert DEVICE_BYTES_PER_EVENT == 256
+    assert automatic_chunk_size(free_bytes, CUDA_EVALUATION_BLOCK, block_bytes) == expected
+
+
+def test_chunk_size_is_resolved_from_the_device(
+    model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Default chunk: CPU_CHUNK_SIZE on the CPU; on CUDA, from the free memory that torch
+    reports (the device is simulated: only the choice of the size is exercised)."""
+    engine = SurrogateEngine(model_file, device="cpu")
+    assert engine.resolved_chunk_size() == CPU_CHUNK_SIZE == 65536
+    assert SurrogateEngine(model_file, chunk_size=5000).resolved_chunk_size() == 5000
+
+    assert engine.loaded.module is not None  # reads the weights, as the first predict does
+    weights = engine._gaussian_weights
+    assert weights is not None
+    # 2 heads x (4 x 100 + 9) activations + GEN and width buffers, float32, per row.
+    assert weights.activation_bytes(1) == 4 * (2 * (4 * 100 + 9) + 2 * 9)
+    requested = []
+
+    def mem_get_info(device):
+        requested.append(device)
+        return 3 * 2**30, 80 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    engine._device = torch.device("cuda", 0)
+    expected = automatic_chunk_size(
+        3 * 2**30, CUDA_EVALUATION_BLOCK, weights.activation_bytes(CUDA_EVALUATION_BLOCK)
+    )
+    # (1.5 GiB - 65536 x 3344 B) / 256 B = 5,435,392 events: 82 blocks.
+    assert engine.resolved_chunk_size() == expected == 82 * 65536
+    assert requested == [torch.device("cuda", 0)]
