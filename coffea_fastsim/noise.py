@@ -21,8 +21,9 @@ References:
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-__all__ = ["event_noise"]
+__all__ = ["event_noise", "event_noise_tensor"]
 
 _GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -97,6 +98,15 @@ def _normals_block(keys: np.ndarray, n_pairs: int) -> np.ndarray:
     return normals
 
 
+def _check_arguments(seed: int, n_features: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+    if not 0 <= int(seed) <= _UINT64_MAX:
+        raise ValueError(f"seed must be in [0, 2**64 - 1], got {seed}")
+    if n_features < 1:
+        raise ValueError(f"n_features must be positive, got {n_features}")
+
+
 def event_noise(
     seed: int,
     run: np.ndarray,
@@ -119,12 +129,7 @@ def event_noise(
     Returns:
         Noise of shape (n_events, n_features), float32, each entry N(0, 1).
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
-    if not 0 <= int(seed) <= _UINT64_MAX:
-        raise ValueError(f"seed must be in [0, 2**64 - 1], got {seed}")
-    if n_features < 1:
-        raise ValueError(f"n_features must be positive, got {n_features}")
+    _check_arguments(seed, n_features)
     run_ids = _as_ids(run, "run", None)
     lumi_ids = _as_ids(luminosity_block, "luminosity_block", len(run_ids))
     event_ids = _as_ids(event, "event", len(run_ids))
@@ -136,3 +141,67 @@ def event_noise(
         keys = _event_keys(int(seed), run_ids[block], lumi_ids[block], event_ids[block])
         noise[block] = _normals_block(keys, n_pairs)[:n_features].T
     return noise
+
+
+def _signed(value: int | np.uint64) -> int:
+    """The int64 with the bits of a uint64 value (torch has no uint64 arithmetic on GPUs)."""
+    value = int(value)
+    return value - 2**64 if value >= 2**63 else value
+
+
+def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 holding uint64 bits (torch's >> is arithmetic)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _mix_tensor(x: torch.Tensor) -> torch.Tensor:
+    """``_mix_inplace`` on int64 tensors: the same bits (products wrap modulo 2**64)."""
+    x = x ^ _shift_right(x, 30)
+    x = x * _signed(_MIX_1)
+    x = x ^ _shift_right(x, 27)
+    x = x * _signed(_MIX_2)
+    return x ^ _shift_right(x, 31)
+
+
+def event_noise_tensor(
+    seed: int,
+    run: np.ndarray,
+    luminosity_block: np.ndarray,
+    event: np.ndarray,
+    n_features: int = 9,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """``event_noise`` computed by torch on ``device``, for GPUs: only the event identities
+    (24 bytes per event) are moved to the device, and the hash runs there.
+
+    The integer stages (keys, words, the bits of radius and angle) are bitwise those of
+    ``event_noise``; the logarithm, square root, sine and cosine are the device's, so a
+    value may differ from ``event_noise``'s in its last bits.
+
+    Arguments: as ``event_noise``, plus the torch device.
+
+    Returns:
+        Noise of shape (n_events, n_features), float32, on ``device``.
+    """
+    _check_arguments(seed, n_features)
+    run_ids = _as_ids(run, "run", None)
+    lumi_ids = _as_ids(luminosity_block, "luminosity_block", len(run_ids))
+    event_ids = _as_ids(event, "event", len(run_ids))
+
+    def on_device(ids: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(ids.view(np.int64)).to(device)
+
+    seed_key = _signed(_mix_inplace(np.array([seed], dtype=np.uint64))[0])
+    key = _mix_tensor(on_device(run_ids) ^ seed_key)
+    key = _mix_tensor(key ^ on_device(lumi_ids))
+    key = _mix_tensor(key ^ on_device(event_ids))
+
+    n_pairs = (n_features + 1) // 2
+    counters = np.arange(1, 2 * n_pairs + 1, dtype=np.uint64) * _GOLDEN_GAMMA
+    bits = _mix_tensor(on_device(counters)[:, None] + key)
+    radius = _shift_right(bits[:n_pairs], 11).to(torch.float64)
+    radius = torch.sqrt(torch.log((radius + 0.5) * 2.0**-53) * -2.0).to(torch.float32)
+    angle = _shift_right(bits[n_pairs:], 40).to(torch.int32).to(torch.float32)
+    angle = (angle + 0.5) * float(np.float32(2.0 * np.pi * 2.0**-24))
+    normals = torch.cat((torch.cos(angle) * radius, torch.sin(angle) * radius))
+    return normals[:n_features].T.contiguous()

@@ -261,15 +261,15 @@ def test_evaluation_block_depends_on_the_device() -> None:
     [
         # 80 GB free: half is 40 GB, far more than the cap.
         (80 * 10**9, 0, MAX_CHUNK_SIZE),
-        # 1 GiB free, 100 MiB of activations: (512 - 100) MiB / 256 B = 1,687,552 events,
-        # rounded down to 25 blocks of 65536.
-        (2**30, 100 * 2**20, 25 * 65536),
+        # 1 GiB free, 100 MiB of activations: (512 - 100) MiB / 1024 B = 421,888 events,
+        # rounded down to 6 blocks of 65536.
+        (2**30, 100 * 2**20, 6 * 65536),
         # Almost nothing free: never below one block.
         (10**6, 0, 65536),
     ],
 )
 def test_automatic_chunk_size(free_bytes: int, block_bytes: int, expected: int) -> None:
-    assert DEVICE_BYTES_PER_EVENT == 256
+    assert DEVICE_BYTES_PER_EVENT == 1024
     assert automatic_chunk_size(free_bytes, CUDA_EVALUATION_BLOCK, block_bytes) == expected
 
 
@@ -298,6 +298,6 @@ def test_chunk_size_is_resolved_from_the_device(
     expected = automatic_chunk_size(
         3 * 2**30, CUDA_EVALUATION_BLOCK, weights.activation_bytes(CUDA_EVALUATION_BLOCK)
     )
-    # (1.5 GiB - 65536 x 3344 B) / 256 B = 5,435,392 events: 82 blocks.
-    assert engine.resolved_chunk_size() == expected == 82 * 65536
+    # (1.5 GiB - 65536 x 3344 B) / 1024 B = 1,358,848 events: 20 blocks.
+    assert engine.resolved_chunk_size() == expected == 20 * 65536
     assert requested == [torch.device("cuda", 0)]

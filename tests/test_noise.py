@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from coffea_fastsim.noise import event_noise
+from coffea_fastsim.noise import event_noise, event_noise_tensor
 
 UINT64_MAX = np.iinfo(np.uint64).max
 
@@ -142,3 +143,29 @@ def test_invalid_input(arguments: tuple, error: type[Exception], message: str) -
 def test_invalid_feature_count() -> None:
     with pytest.raises(ValueError, match="n_features"):
         event_noise(0, *_ids(3), n_features=0)
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**64 - 1])
+@pytest.mark.parametrize("n_features", [1, 9, 10])
+def test_torch_noise_is_the_same_noise(seed: int, n_features: int) -> None:
+    """The device version (run here on the CPU) hashes the identities to the same words:
+    every value equals numpy's up to the last bits of log, sin and cos."""
+    rng = np.random.default_rng(seed % 1000)
+    n = 20_000
+    run = rng.integers(0, 2**32, n, dtype=np.uint64)
+    lumi = rng.integers(0, 2**32, n, dtype=np.uint64)
+    event = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    expected = event_noise(seed, run, lumi, event, n_features)
+    got = event_noise_tensor(seed, run, lumi, event, n_features, device="cpu")
+    assert got.dtype == torch.float32
+    assert got.shape == (n, n_features)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=1e-6)
+    assert (got.numpy() == expected).mean() > 0.5
+
+
+def test_torch_noise_checks_its_arguments() -> None:
+    ids = np.arange(3, dtype=np.uint64)
+    with pytest.raises(ValueError, match="seed must be in"):
+        event_noise_tensor(-1, ids, ids, ids)
+    with pytest.raises(ValueError, match="negative entries"):
+        event_noise_tensor(0, ids, np.array([1, -1, 2]), ids)
