@@ -89,6 +89,10 @@ def automatic_chunk_size(free_bytes: int, block: int, block_bytes: int = 0) -> i
     return int(min(max(events, block), max(MAX_CHUNK_SIZE // block * block, block)))
 
 
+#: Attribute names of the mean and the quantile network in ``GaussianSurrogate``.
+HEAD_NAMES = ("mean_net", "quantile_net")
+
+
 #: One layer of an MLP head: weight transposed (in, out), bias (out,), and the LeakyReLU
 #: slope applied after it (None for the last, linear layer).
 _Layer = tuple[Tensor, Tensor, "float | None"]
@@ -163,8 +167,8 @@ class _GaussianWeights:
 
 
 class _GaussianBlock:
-    """Buffers for evaluating ``_GaussianWeights`` on blocks of ``rows`` events; one per
-    ``predict`` call, so that concurrent calls never share them."""
+    """Buffers for evaluating ``_GaussianWeights`` on blocks of ``rows`` events; one set per
+    chunk (``_evaluate_blocks`` call), so that concurrent calls never share them."""
 
     def __init__(self, weights: _GaussianWeights, rows: int) -> None:
         self.weights = weights
@@ -202,10 +206,6 @@ class _GaussianBlock:
         self.width.abs_().mul_(w.reco_std).mul_(eps)
         torch.mul(mu, w.reco_std, out=out)
         out.add_(w.reco_mean).add_(self.width)
-
-
-#: Attribute names of the mean and the quantile network in ``GaussianSurrogate``.
-HEAD_NAMES = ("mean_net", "quantile_net")
 
 
 def _evaluate_blocks(
