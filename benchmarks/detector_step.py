@@ -24,7 +24,7 @@ import torch
 from coffea_fastsim.detector import make_detector
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.features import build_features
-from coffea_fastsim.generation import GenerationConfig, gen_event_record
+from coffea_fastsim.generation import GenerationConfig, charge_lookup, gen_event_record
 from coffea_fastsim.inference import SurrogateEngine
 from coffea_fastsim.pileup import MinBiasPoolConfig, make_min_bias_pool
 from coffea_fastsim.pythia_config import make_pythia, pythia_seed
@@ -38,12 +38,7 @@ def detector_seconds_per_event(events: int, seed: int, mus: list[float]) -> dict
     """Seconds per event of the cms-particle detector's ``reconstruct`` for each mu."""
     pythia = make_pythia(pythia_seed(seed, 0), GenerationConfig(n_events=events).pthat_min)
     batch = pythia.nextBatch(events)
-
-    def charge_of(pdg_ids: np.ndarray) -> np.ndarray:
-        charges = {int(i): pythia.particleData.charge(int(i)) for i in np.unique(pdg_ids)}
-        return np.array([charges[int(i)] for i in pdg_ids], dtype=np.float64).reshape(-1)
-
-    _, particles, gen_jets = gen_event_record(batch.prt, charge_of)
+    _, particles, gen_jets = gen_event_record(batch.prt, charge_lookup(pythia))
     pool = make_min_bias_pool(MinBiasPoolConfig(), 1) if any(mu > 0 for mu in mus) else None
     seconds = {}
     for mu in mus:

@@ -26,14 +26,21 @@ from coffea_fastsim.inference import SurrogateEngine
 from coffea_fastsim.model_io import load_model
 
 
-def matmul_flops(repeats: int = 5) -> float:
-    """Best float32 FLOP/s of a 4096 x 4096 matrix product."""
-    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+def matmul_flops(device: torch.device, repeats: int = 5) -> float:
+    """Best float32 FLOP/s of a 4096 x 4096 matrix product on ``device``."""
+
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    a, b = torch.randn(4096, 4096, device=device), torch.randn(4096, 4096, device=device)
     torch.mm(a, b)
+    synchronize()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(a, b)
+        synchronize()
         best = min(best, time.perf_counter() - start)
     return 2 * 4096**3 / best
 
@@ -41,22 +48,6 @@ def matmul_flops(repeats: int = 5) -> float:
 def flops_per_event(module: torch.nn.Module) -> int:
     """2 x multiply-adds of every linear layer of the module, per event."""
     return sum(2 * p.shape[0] * p.shape[1] for name, p in module.named_parameters() if p.ndim == 2)
-
-
-def matmul_flops_on(device: torch.device, repeats: int = 5) -> float:
-    """Best float32 FLOP/s of a 4096 x 4096 matrix product on ``device``."""
-    if device.type != "cuda":
-        return matmul_flops(repeats)
-    a, b = torch.randn(4096, 4096, device=device), torch.randn(4096, 4096, device=device)
-    torch.mm(a, b)
-    torch.cuda.synchronize(device)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * 4096**3 / best
 
 
 def device_name(device: torch.device) -> str:
@@ -103,7 +94,7 @@ def main() -> None:
                 torch.cuda.synchronize(device)
 
         eager_rate = best_rate(eager, args.events, args.repeats)
-        flops = matmul_flops_on(device)
+        flops = matmul_flops(device)
         per_event = flops_per_event(module)
         limit = flops / per_event
         print(f"device: {device} ({device_name(device)})")

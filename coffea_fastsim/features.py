@@ -210,15 +210,15 @@ def _objects(flat: _Flat, index: np.ndarray) -> object:
     )
 
 
-def _nonfinite_gen(genpart: _Flat, genjet: _Flat, events: ak.Array) -> np.ndarray:
+def _nonfinite_gen(genpart: _Flat, genjet: _Flat, genmet: dict[str, np.ndarray]) -> np.ndarray:
     """Per event: does any GEN kinematic value (pt, eta, phi, mass) read here fail isfinite?"""
-    bad = np.zeros(len(events), dtype=bool)
+    bad = np.zeros(len(genpart.offsets) - 1, dtype=bool)
     for flat in (genpart, genjet):
         for name in ("pt", "eta", "phi", "mass"):
             bad_objects = np.flatnonzero(~np.isfinite(flat.fields[name]))
             bad[flat.owner(bad_objects)] = True
-    for name in GEN_FIELDS["GenMET"]:
-        bad |= ~np.isfinite(ak.to_numpy(events.GenMET[name]))
+    for values in genmet.values():
+        bad |= ~np.isfinite(values)
     return bad
 
 
@@ -321,7 +321,8 @@ def build_features(events: ak.Array, selection: Selection | None = None) -> Even
     candidates, owner = candidates[away], owner[away]
     jet_index = _leading(owner, jet["pt"][candidates], candidates, n_input)
 
-    nonfinite = _nonfinite_gen(genpart, genjet, events)
+    genmet = {name: ak.to_numpy(events.GenMET[name]) for name in GEN_FIELDS["GenMET"]}
+    nonfinite = _nonfinite_gen(genpart, genjet, genmet)
     with np.errstate(invalid="ignore"):
         passes = (muon_index >= 0) & (jet_index >= 0) & (_take(jet["mass"], jet_index) > 0)
     passed = np.flatnonzero(passes & ~nonfinite)
@@ -330,8 +331,8 @@ def build_features(events: ak.Array, selection: Selection | None = None) -> Even
     gen = _feature_matrix(
         gen_muon,
         gen_jet,
-        ak.to_numpy(events.GenMET.pt)[passed],
-        ak.to_numpy(events.GenMET.phi)[passed],
+        genmet["pt"][passed],
+        genmet["phi"][passed],
     )
     run, lumi, event = (ids[passed] for ids in _event_ids(events))
 

@@ -38,6 +38,7 @@ __all__ = [
     "STATUS_FLAG_BITS",
     "GenerationConfig",
     "GenerationSummary",
+    "charge_lookup",
     "gen_event_record",
     "generate_sample",
     "resimulation_path",
@@ -214,6 +215,19 @@ def generate_sample(output: str | os.PathLike, config: GenerationConfig) -> Gene
     return GenerationSummary(path, config.n_events, wall, config.n_events / wall, extra)
 
 
+def charge_lookup(pythia: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from PDG ids (any shape) to their electric charges (e units), flat float64,
+    read from ``pythia.particleData`` once per id and cached."""
+    charges: dict[int, float] = {}
+
+    def charge_of(pdg_ids: np.ndarray) -> np.ndarray:
+        for pdg_id in np.unique(pdg_ids):
+            charges.setdefault(int(pdg_id), pythia.particleData.charge(int(pdg_id)))
+        return np.array([charges[int(i)] for i in pdg_ids], dtype=np.float64).reshape(-1)
+
+    return charge_of
+
+
 def _run_job(job: _Job) -> list[dict[str, Any]]:
     """Generate, cluster, prune and reconstruct the events of one job (in a worker); one
     column set per output file (the sample, then its re-simulations)."""
@@ -228,13 +242,7 @@ def _run_job(job: _Job) -> list[dict[str, Any]]:
         np.random.default_rng([detector_seed, job.index, k])
         for k in range(1, config.resimulations + 1)
     ]
-    charges: dict[int, float] = {}
-
-    def charge_of(pdg_ids: np.ndarray) -> np.ndarray:
-        for pdg_id in np.unique(pdg_ids):
-            charges.setdefault(int(pdg_id), pythia.particleData.charge(int(pdg_id)))
-        return np.array([charges[int(i)] for i in pdg_ids], dtype=np.float64).reshape(-1)
-
+    charge_of = charge_lookup(pythia)
     chunks: list[list[dict[str, Any]]] = []
     for first in range(0, job.n_events, PYTHIA_BATCH):
         n = min(PYTHIA_BATCH, job.n_events - first)
