@@ -22,9 +22,9 @@ import awkward as ak
 import matplotlib as mpl
 import numpy as np
 
-from coffea_fastsim.generation import GenerationConfig, generate_sample
-from coffea_fastsim.pileup import MinBiasPoolConfig, make_min_bias_pool
-from coffea_fastsim.reading import open_events, read_features
+from coffea_fastsim.analysis.reading import open_events, read_features
+from coffea_fastsim.sim.detector.pileup import MinBiasPoolConfig, make_min_bias_pool
+from coffea_fastsim.sim.generation import GenerationConfig, generate_sample
 
 mpl.use("Agg")
 import matplotlib.pyplot as plt

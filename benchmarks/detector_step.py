@@ -21,14 +21,14 @@ import time
 import numpy as np
 import torch
 
-from coffea_fastsim.detector import make_detector
+from coffea_fastsim.analysis.features import build_features
+from coffea_fastsim.analysis.reading import open_events
 from coffea_fastsim.embedded import embedded_model, embedded_sample
-from coffea_fastsim.features import build_features
-from coffea_fastsim.generation import GenerationConfig, charge_lookup, gen_event_record
-from coffea_fastsim.inference import SurrogateEngine
-from coffea_fastsim.pileup import MinBiasPoolConfig, make_min_bias_pool
-from coffea_fastsim.pythia_config import make_pythia, pythia_seed
-from coffea_fastsim.reading import open_events
+from coffea_fastsim.sim.detector.pileup import MinBiasPoolConfig, make_min_bias_pool
+from coffea_fastsim.sim.detector.registry import make_detector
+from coffea_fastsim.sim.generation import GenerationConfig, charge_lookup, gen_event_record
+from coffea_fastsim.sim.pythia_config import make_pythia, pythia_seed
+from coffea_fastsim.surrogate.inference import SurrogateEngine
 
 #: Timed repetitions of the surrogate step; the best is kept.
 REPEATS = 5

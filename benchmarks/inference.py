@@ -22,8 +22,8 @@ import torch
 from timing import best_rate
 
 from coffea_fastsim.embedded import embedded_model
-from coffea_fastsim.inference import SurrogateEngine
-from coffea_fastsim.model_io import load_model
+from coffea_fastsim.surrogate.inference import SurrogateEngine
+from coffea_fastsim.surrogate.model_file import load_model
 
 
 def matmul_flops(device: torch.device, repeats: int = 5) -> float:

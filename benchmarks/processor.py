@@ -29,11 +29,11 @@ from coffea import processor
 from dask.distributed import LocalCluster
 from timing import best_rate
 
+from coffea_fastsim.analysis.features import GEN_FIELDS, ID_FIELDS
 from coffea_fastsim.cli import NANOAOD_WARNING_FILTER
 from coffea_fastsim.embedded import embedded_model, embedded_sample
-from coffea_fastsim.features import GEN_FIELDS, ID_FIELDS
-from coffea_fastsim.processor import FastSimConfig, FastSimProcessor
-from coffea_fastsim.runner import run_processor
+from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
+from coffea_fastsim.processing.runner import run_processor
 
 #: Timed runs per measurement; the best is kept (the machine is shared).
 REPEATS = 2
@@ -90,8 +90,8 @@ def peak_rss(path: Path, output_dir: Path, chunksize: int) -> float:
     """Peak RSS (MB) of a fresh process running FastSimProcessor on ``path`` (iterative)."""
     code = (
         "import resource, sys\n"
-        "from coffea_fastsim.processor import FastSimConfig, FastSimProcessor\n"
-        "from coffea_fastsim.runner import run_processor\n"
+        "from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor\n"
+        "from coffea_fastsim.processing.runner import run_processor\n"
         "from coffea_fastsim.embedded import embedded_model\n"
         f"config = FastSimConfig(model=embedded_model(), output_dir={str(output_dir)!r})\n"
         f"run_processor({{'events': [{str(path)!r}]}}, FastSimProcessor(config),"

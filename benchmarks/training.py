@@ -20,8 +20,8 @@ import os
 import time
 from pathlib import Path
 
-from coffea_fastsim.reading import feature_pairs
-from coffea_fastsim.training import TrainingConfig, train_surrogate
+from coffea_fastsim.analysis.reading import feature_pairs
+from coffea_fastsim.surrogate.training import TrainingConfig, train_surrogate
 
 #: Target for the paper preset on 2 cores, seconds.
 TARGET_SECONDS = 15 * 60

@@ -23,20 +23,20 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "FastSimConfig": "coffea_fastsim.processor",
-    "FastSimProcessor": "coffea_fastsim.processor",
-    "GenerationConfig": "coffea_fastsim.generation",
-    "Selection": "coffea_fastsim.features",
-    "SurrogateEngine": "coffea_fastsim.inference",
-    "auxiliary_from_features": "coffea_fastsim.features",
-    "build_features": "coffea_fastsim.features",
-    "generate_sample": "coffea_fastsim.generation",
-    "load_model": "coffea_fastsim.model_io",
-    "make_fileset": "coffea_fastsim.runner",
-    "read_dataset": "coffea_fastsim.dataset",
-    "run_processor": "coffea_fastsim.runner",
-    "save_model": "coffea_fastsim.model_io",
-    "train_surrogate": "coffea_fastsim.training",
+    "FastSimConfig": "coffea_fastsim.processing.processor",
+    "FastSimProcessor": "coffea_fastsim.processing.processor",
+    "GenerationConfig": "coffea_fastsim.sim.generation",
+    "Selection": "coffea_fastsim.analysis.features",
+    "SurrogateEngine": "coffea_fastsim.surrogate.inference",
+    "auxiliary_from_features": "coffea_fastsim.analysis.features",
+    "build_features": "coffea_fastsim.analysis.features",
+    "generate_sample": "coffea_fastsim.sim.generation",
+    "load_model": "coffea_fastsim.surrogate.model_file",
+    "make_fileset": "coffea_fastsim.processing.runner",
+    "read_dataset": "coffea_fastsim.processing.dataset",
+    "run_processor": "coffea_fastsim.processing.runner",
+    "save_model": "coffea_fastsim.surrogate.model_file",
+    "train_surrogate": "coffea_fastsim.surrogate.training",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

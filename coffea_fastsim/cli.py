@@ -330,9 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _generate(args: argparse.Namespace) -> None:
     import dataclasses
 
-    from coffea_fastsim.generation import DEFAULT_DETECTOR, GenerationConfig, generate_sample
-    from coffea_fastsim.pileup import MinBiasPoolConfig
-    from coffea_fastsim.presets import generate_preset
+    from coffea_fastsim.sim.detector.pileup import MinBiasPoolConfig
+    from coffea_fastsim.sim.generation import DEFAULT_DETECTOR, GenerationConfig, generate_sample
+    from coffea_fastsim.sim.presets import generate_preset
 
     if (args.preset is None) == (args.events is None):
         raise ValueError("give either -n/--events or --preset")
@@ -373,13 +373,13 @@ def _train(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from coffea_fastsim.ensemble import member_path
-    from coffea_fastsim.flow import FlowConfig
-    from coffea_fastsim.metrics import agreement_table
-    from coffea_fastsim.model_io import save_model
-    from coffea_fastsim.noise import event_noise
-    from coffea_fastsim.reading import feature_pairs
-    from coffea_fastsim.training import TrainingConfig, train_surrogate
+    from coffea_fastsim.analysis.reading import feature_pairs
+    from coffea_fastsim.surrogate.ensemble import member_path
+    from coffea_fastsim.surrogate.flow import FlowConfig
+    from coffea_fastsim.surrogate.model_file import save_model
+    from coffea_fastsim.surrogate.noise import event_noise
+    from coffea_fastsim.surrogate.training import TrainingConfig, train_surrogate
+    from coffea_fastsim.validation.metrics import agreement_table
 
     if args.ensemble < 1:
         raise ValueError(f"--ensemble must be at least 1, got {args.ensemble}")
@@ -431,8 +431,8 @@ def _train(args: argparse.Namespace) -> None:
 def _validate(args: argparse.Namespace) -> None:
     import shlex
 
-    from coffea_fastsim.validation import ValidationConfig, run_validation
-    from coffea_fastsim.validation_report import write_report
+    from coffea_fastsim.validation.report import write_report
+    from coffea_fastsim.validation.suite import ValidationConfig, run_validation
 
     config = ValidationConfig(
         test_sample=args.test_sample,
@@ -469,14 +469,14 @@ def _run_and_save(
 ) -> Path:
     from coffea.util import save
 
-    from coffea_fastsim.manifest import (
+    from coffea_fastsim.processing.manifest import (
         build_manifest,
         manifest_notes,
         manifest_problems,
         write_manifest,
     )
-    from coffea_fastsim.processor import FastSimConfig
-    from coffea_fastsim.runner import make_fileset, run_processor
+    from coffea_fastsim.processing.processor import FastSimConfig
+    from coffea_fastsim.processing.runner import make_fileset, run_processor
     from processors.wjets import WJetsProcessor
 
     if args.skip_bad_files:
@@ -542,7 +542,7 @@ def _run(args: argparse.Namespace) -> None:
 def _plot_file(histogram_path: Path, output_dir: Path, dataset: str | None) -> list[Path]:
     from coffea.util import load
 
-    from coffea_fastsim.plotting import plot_all
+    from coffea_fastsim.processing.plotting import plot_all
 
     output = load(histogram_path)
     if not output:

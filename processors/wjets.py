@@ -1,7 +1,7 @@
 """The W(->mu nu)+jet analysis processor of the demo.
 
-It is a :class:`~coffea_fastsim.processor.FastSimProcessor` (GEN/DL/RECO histograms and the
-DL dataset) plus what an analysis adds on top: a W signal region, its event yields per
+It is a :class:`~coffea_fastsim.processing.processor.FastSimProcessor` (GEN/DL/RECO histograms
+and the DL dataset) plus what an analysis adds on top: a W signal region, its event yields per
 sample, and the transverse-mass spectrum in it. The yields of DL and RECO are what an
 analyst compares to judge the surrogate for this analysis.
 """
@@ -14,9 +14,9 @@ from typing import Any
 import hist
 import numpy as np
 
-from coffea_fastsim.histograms import SAMPLES
-from coffea_fastsim.observables import OBSERVABLES
-from coffea_fastsim.processor import FastSimConfig, FastSimProcessor
+from coffea_fastsim.analysis.histograms import SAMPLES
+from coffea_fastsim.analysis.observables import OBSERVABLES
+from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
 
 __all__ = ["SignalRegion", "WJetsProcessor"]
 

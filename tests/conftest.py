@@ -27,7 +27,7 @@ def real_nanoaod() -> Path:
 @pytest.fixture(scope="session")
 def wjets_sample(tmp_path_factory) -> Path:
     """600 Pythia8 W(->mu nu)+jet events with the CMS-card detector, GEN+RECO."""
-    from coffea_fastsim.generation import GenerationConfig, generate_sample
+    from coffea_fastsim.sim.generation import GenerationConfig, generate_sample
 
     path = tmp_path_factory.mktemp("sample") / "wjets.root"
     generate_sample(
@@ -39,9 +39,9 @@ def wjets_sample(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_model(wjets_sample, tmp_path_factory) -> Path:
     """A surrogate trained for a few epochs on ``wjets_sample`` (quality irrelevant)."""
-    from coffea_fastsim.model_io import save_model
-    from coffea_fastsim.reading import feature_pairs
-    from coffea_fastsim.training import TrainingConfig, train_surrogate
+    from coffea_fastsim.analysis.reading import feature_pairs
+    from coffea_fastsim.surrogate.model_file import save_model
+    from coffea_fastsim.surrogate.training import TrainingConfig, train_surrogate
 
     gen, reco = feature_pairs([wjets_sample])
     result = train_surrogate(gen, reco, TrainingConfig(epochs=3, seed=5, progress=False))

@@ -8,10 +8,10 @@ import sys
 import pytest
 from coffea.util import load
 
+from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
 from coffea_fastsim.cli import COMMANDS, main
-from coffea_fastsim.dataset import read_dataset
-from coffea_fastsim.model_io import load_model
-from coffea_fastsim.observables import OBSERVABLE_NAMES
+from coffea_fastsim.processing.dataset import read_dataset
+from coffea_fastsim.surrogate.model_file import load_model
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from particle_guns import MUON_MASS, N, single_particles
 
-from coffea_fastsim.detector import (
+from coffea_fastsim.sim.detector.registry import (
     CMS_CARD,
     DETECTORS,
     CaloResolution,

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from coffea_fastsim.ensemble import ensemble_band, member_path, resolve_ensemble
-from coffea_fastsim.reading import read_features
-from coffea_fastsim.validation import compare, predict_members
+from coffea_fastsim.analysis.reading import read_features
+from coffea_fastsim.surrogate.ensemble import ensemble_band, member_path, resolve_ensemble
+from coffea_fastsim.validation.suite import compare, predict_members
 
 
 def test_member_path():

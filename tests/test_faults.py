@@ -17,14 +17,14 @@ import pytest
 import torch
 import uproot
 
-from coffea_fastsim import inference
+from coffea_fastsim.analysis.reading import InputFileError, read_features
 from coffea_fastsim.cli import main
-from coffea_fastsim.dataset import read_dataset
-from coffea_fastsim.inference import MIN_CHUNK_SIZE, SurrogateEngine
-from coffea_fastsim.manifest import build_manifest, manifest_notes, manifest_problems
-from coffea_fastsim.processor import FastSimConfig, FastSimProcessor
-from coffea_fastsim.reading import InputFileError, read_features
-from coffea_fastsim.runner import make_fileset, run_processor
+from coffea_fastsim.processing.dataset import read_dataset
+from coffea_fastsim.processing.manifest import build_manifest, manifest_notes, manifest_problems
+from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
+from coffea_fastsim.processing.runner import make_fileset, run_processor
+from coffea_fastsim.surrogate import inference
+from coffea_fastsim.surrogate.inference import MIN_CHUNK_SIZE, SurrogateEngine
 
 # Workers unpickle the fault-injecting processors below by value, not by module name.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

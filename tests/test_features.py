@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coffea_fastsim.features import Selection, auxiliary_from_features, build_features
-from coffea_fastsim.observables import AUX_NAMES, FEATURE_NAMES
+from coffea_fastsim.analysis.features import Selection, auxiliary_from_features, build_features
+from coffea_fastsim.analysis.observables import AUX_NAMES, FEATURE_NAMES
 
 PROMPT = 1 << 0
 LAST_COPY = 1 << 13

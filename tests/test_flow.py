@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 import torch
 
+from coffea_fastsim.analysis.observables import FEATURE_NAMES
+from coffea_fastsim.analysis.reading import read_features
 from coffea_fastsim.cli import main
-from coffea_fastsim.ensemble import member_path, resolve_ensemble
-from coffea_fastsim.flow import FlowConfig, FlowSurrogate
-from coffea_fastsim.inference import EVALUATION_BLOCK, SurrogateEngine
-from coffea_fastsim.model_io import load_model, save_model
-from coffea_fastsim.observables import FEATURE_NAMES
-from coffea_fastsim.processor import FastSimConfig, FastSimProcessor
-from coffea_fastsim.reading import read_features
-from coffea_fastsim.runner import make_fileset, run_processor
-from coffea_fastsim.training import DEFAULT_LEARNING_RATE, TrainingConfig, train_surrogate
-from coffea_fastsim.validation import compare, predict_members
+from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
+from coffea_fastsim.processing.runner import make_fileset, run_processor
+from coffea_fastsim.surrogate.ensemble import member_path, resolve_ensemble
+from coffea_fastsim.surrogate.flow import FlowConfig, FlowSurrogate
+from coffea_fastsim.surrogate.inference import EVALUATION_BLOCK, SurrogateEngine
+from coffea_fastsim.surrogate.model_file import load_model, save_model
+from coffea_fastsim.surrogate.training import DEFAULT_LEARNING_RATE, TrainingConfig, train_surrogate
+from coffea_fastsim.validation.suite import compare, predict_members
 
 PROVENANCE = {"sample_hash": "sha256:0", "training_config": {"seed": 0}, "best_epoch": 0}
 N_FEATURES = len(FEATURE_NAMES)
@@ -150,7 +150,7 @@ def test_flow_cannot_be_saved_as_torchscript(tmp_path: Path) -> None:
 
 
 def test_gaussian_model_may_be_exported_too(tmp_path: Path) -> None:
-    from coffea_fastsim.model import GaussianSurrogate
+    from coffea_fastsim.surrogate.gaussian import GaussianSurrogate
 
     torch.manual_seed(0)
     ones = torch.ones(N_FEATURES)

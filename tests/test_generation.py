@@ -11,8 +11,8 @@ import pytest
 import uproot
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
-from coffea_fastsim.generation import GenerationConfig, generate_sample
-from coffea_fastsim.nanoaod_writer import GEN_BRANCHES, RECO_BRANCHES, NanoAODWriter
+from coffea_fastsim.sim.generation import GenerationConfig, generate_sample
+from coffea_fastsim.sim.nanoaod_writer import GEN_BRANCHES, RECO_BRANCHES, NanoAODWriter
 
 SEED = 7
 CONFIG = GenerationConfig(n_events=300, seed=SEED, events_per_job=150, progress=False)

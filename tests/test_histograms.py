@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coffea_fastsim.dataset import chunk_file_name, read_dataset, write_chunk
-from coffea_fastsim.histograms import (
+from coffea_fastsim.analysis.histograms import (
     RESIDUAL_PREFIX,
     SAMPLES,
     fill_observables,
@@ -16,7 +15,8 @@ from coffea_fastsim.histograms import (
     make_histograms,
     relative_residual,
 )
-from coffea_fastsim.observables import OBSERVABLE_NAMES
+from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
+from coffea_fastsim.processing.dataset import chunk_file_name, read_dataset, write_chunk
 
 
 def test_one_histogram_per_observable_and_residual():
@@ -69,7 +69,7 @@ def test_interrupted_write_leaves_previous_file_intact(tmp_path, monkeypatch):
             partial.write(b"PAR1 partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr("coffea_fastsim.dataset.ak.to_parquet", write_half_then_fail)
+    monkeypatch.setattr("coffea_fastsim.processing.dataset.ak.to_parquet", write_half_then_fail)
     with pytest.raises(OSError, match="disk full"):
         write_chunk(tmp_path, name, {"event": np.array([7, 8, 9], dtype=np.uint64)})
     assert [p.name for p in tmp_path.iterdir()] == [name]

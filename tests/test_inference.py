@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from coffea_fastsim.inference import (
+from coffea_fastsim.surrogate.gaussian import GaussianSurrogate
+from coffea_fastsim.surrogate.inference import (
     CPU_CHUNK_SIZE,
     CUDA_EVALUATION_BLOCK,
     DEVICE_BYTES_PER_EVENT,
@@ -21,8 +22,7 @@ from coffea_fastsim.inference import (
     automatic_chunk_size,
     evaluation_block,
 )
-from coffea_fastsim.model import GaussianSurrogate
-from coffea_fastsim.model_io import ModelFormatError, save_model
+from coffea_fastsim.surrogate.model_file import ModelFormatError, save_model
 
 N_EVENTS = 2500
 PROVENANCE = {"sample_hash": "sha256:0", "training_config": {}, "best_epoch": 0}

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from coffea_fastsim.metrics import (
+from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
+from coffea_fastsim.validation.metrics import (
     agreement,
     agreement_table,
     histogram_chi2,
     ks_statistic,
     wasserstein_over_sigma,
 )
-from coffea_fastsim.observables import OBSERVABLE_NAMES
 
 N_EVENTS = 40_000
 EDGES = np.linspace(-4.0, 5.0, 61)

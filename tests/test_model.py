@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from coffea_fastsim.model import (
+from coffea_fastsim.surrogate.gaussian import (
     GAMMA,
     GaussianSurrogate,
     as_feature_array,

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import coffea_fastsim
-from coffea_fastsim.model import GaussianSurrogate
-from coffea_fastsim.model_io import (
+from coffea_fastsim.analysis.observables import FEATURE_NAMES
+from coffea_fastsim.surrogate.gaussian import GaussianSurrogate
+from coffea_fastsim.surrogate.model_file import (
     FORMAT_VERSION,
     METADATA_FILE,
     ModelFormatError,
@@ -20,7 +21,6 @@ from coffea_fastsim.model_io import (
     sample_hash,
     save_model,
 )
-from coffea_fastsim.observables import FEATURE_NAMES
 
 PROVENANCE = {"sample_hash": "sha256:0", "training_config": {"seed": 0}, "best_epoch": 3}
 

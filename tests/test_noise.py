@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from coffea_fastsim.noise import event_noise, event_noise_tensor
+from coffea_fastsim.surrogate.noise import event_noise, event_noise_tensor
 
 UINT64_MAX = np.iinfo(np.uint64).max
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from particle_guns import N, single_particles
 
-from coffea_fastsim.calorimeter import CMS_ECAL, CMS_HCAL, CalorimeterCard, energy_flow
-from coffea_fastsim.jets import CMS_RHO_GRID, antikt_areas, rho_median
-from coffea_fastsim.particle_detector import (
+from coffea_fastsim.sim.detector.calorimeter import CMS_ECAL, CMS_HCAL, CalorimeterCard, energy_flow
+from coffea_fastsim.sim.detector.jets import CMS_RHO_GRID, antikt_areas, rho_median
+from coffea_fastsim.sim.detector.particle import (
     PERFECT_PARTICLE_CARD,
     CmsParticleDetector,
 )
-from coffea_fastsim.response import CaloResolution
-from coffea_fastsim.tracking import CMS_TRACKING, propagate, track
+from coffea_fastsim.sim.detector.response import CaloResolution
+from coffea_fastsim.sim.detector.tracking import CMS_TRACKING, propagate, track
 
 
 def no_jets(n: int = N) -> ak.Array:
@@ -213,8 +213,8 @@ def test_negative_mu_is_rejected():
 @pytest.fixture(scope="module")
 def pythia_events():
     """300 W+jet events: GEN columns, detector input particles and GEN jets."""
-    from coffea_fastsim.generation import gen_event_record
-    from coffea_fastsim.pythia_config import make_pythia
+    from coffea_fastsim.sim.generation import gen_event_record
+    from coffea_fastsim.sim.pythia_config import make_pythia
 
     pythia = make_pythia(17, 20.0)
 
@@ -257,7 +257,7 @@ def test_perfect_detector_closure(pythia_events, rng):
 def synthetic_pool(path) -> None:
     """A pileup pool of soft isotropic-in-eta particles (0.5 GeV pT, |eta| < 5): 2/3 charged
     pions, 1/3 photons and K0L, about 100 per interaction."""
-    from coffea_fastsim.pileup import save_pool
+    from coffea_fastsim.sim.detector.pileup import save_pool
 
     rng = np.random.default_rng(3)
     counts = rng.poisson(100, 500)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coffea_fastsim.pileup import (
+from coffea_fastsim.sim.detector.pileup import (
     CMS_PILEUP,
     MinBiasPool,
     MinBiasPoolConfig,

@@ -6,13 +6,13 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from coffea_fastsim.dataset import read_dataset
-from coffea_fastsim.features import observables_of
-from coffea_fastsim.inference import SurrogateEngine
-from coffea_fastsim.observables import OBSERVABLE_NAMES
-from coffea_fastsim.processor import FastSimConfig, FastSimProcessor
-from coffea_fastsim.reading import read_features
-from coffea_fastsim.runner import make_fileset, run_processor
+from coffea_fastsim.analysis.features import observables_of
+from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
+from coffea_fastsim.analysis.reading import read_features
+from coffea_fastsim.processing.dataset import read_dataset
+from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
+from coffea_fastsim.processing.runner import make_fileset, run_processor
+from coffea_fastsim.surrogate.inference import SurrogateEngine
 from processors.wjets import WJetsProcessor
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from coffea_fastsim.model import GAMMA
-from coffea_fastsim.training import (
+from coffea_fastsim.surrogate.gaussian import GAMMA
+from coffea_fastsim.surrogate.training import (
     TrainingConfig,
     TrainingResult,
     evaluate_loss,

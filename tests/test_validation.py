@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from coffea_fastsim import cli
-from coffea_fastsim.features import EventFeatures
-from coffea_fastsim.observables import OBSERVABLE_NAMES
-from coffea_fastsim.processor import FastSimConfig, FastSimProcessor
-from coffea_fastsim.reading import InputFileError, open_events
-from coffea_fastsim.validation import (
+from coffea_fastsim.analysis.features import EventFeatures
+from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
+from coffea_fastsim.analysis.reading import InputFileError, open_events
+from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
+from coffea_fastsim.validation.suite import (
     ValidationConfig,
     compare,
     double_ratio,
@@ -108,7 +108,7 @@ def test_histograms_are_those_of_the_processor(trained_model, wjets_sample):
 @pytest.fixture(scope="module")
 def embedded_twin(tmp_path_factory):
     """RECO' of the first 1000 events of the embedded sample: same seed, new detector seed."""
-    from coffea_fastsim.generation import GenerationConfig, generate_sample
+    from coffea_fastsim.sim.generation import GenerationConfig, generate_sample
 
     path = tmp_path_factory.mktemp("twin") / "twin.root"
     config = GenerationConfig(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coffea_fastsim.classifier_test import classifier_inputs, classifier_two_sample_test
+from coffea_fastsim.validation.classifier import classifier_inputs, classifier_two_sample_test
 
 N_EVENTS = 4000
 

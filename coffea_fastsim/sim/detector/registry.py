@@ -16,7 +16,7 @@ Input layout (awkward arrays, one entry per event):
 
 Output: records with ``Muon`` (pt, eta, phi, mass, charge, genPartIdx), ``Jet`` (pt, eta,
 phi, mass, genJetIdx), each sorted by decreasing pT, and ``MET`` (pt, phi, sumEt); GeV. A
-model may add the optional branches of `coffea_fastsim.nanoaod_writer` (``Jet.area``,
+model may add the optional branches of `coffea_fastsim.sim.nanoaod_writer` (``Jet.area``,
 ``Pileup``, ``Rho``), as `CmsParticleDetector` does.
 """
 
@@ -29,8 +29,8 @@ from typing import Protocol
 import awkward as ak
 import numpy as np
 
-from coffea_fastsim.particle_detector import CmsParticleDetector
-from coffea_fastsim.response import (
+from coffea_fastsim.sim.detector.particle import CmsParticleDetector
+from coffea_fastsim.sim.detector.response import (
     CMS_MUON_EFFICIENCY,
     MUON_PDG_ID,
     NEUTRINO_PDG_IDS,

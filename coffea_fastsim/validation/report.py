@@ -13,12 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from coffea_fastsim.histograms import RESIDUAL_PREFIX
-from coffea_fastsim.metrics import Agreement
-from coffea_fastsim.observables import AUX_NAMES, FEATURE_NAMES, OBSERVABLE_NAMES
-from coffea_fastsim.plotting import FORMATS
-from coffea_fastsim.validation import ComparisonSet, ValidationResult
-from coffea_fastsim.validation_plots import (
+from coffea_fastsim.analysis.histograms import RESIDUAL_PREFIX
+from coffea_fastsim.analysis.observables import AUX_NAMES, FEATURE_NAMES, OBSERVABLE_NAMES
+from coffea_fastsim.processing.plotting import FORMATS
+from coffea_fastsim.validation.figures import (
     plot_classifier,
     plot_correlation_difference,
     plot_distributions,
@@ -26,6 +24,8 @@ from coffea_fastsim.validation_plots import (
     plot_double_ratios,
     plot_w1_overview,
 )
+from coffea_fastsim.validation.metrics import Agreement
+from coffea_fastsim.validation.suite import ComparisonSet, ValidationResult
 
 __all__ = ["write_figures", "write_report"]
 

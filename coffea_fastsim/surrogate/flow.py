@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import zuko
 from torch import Tensor
 
-from coffea_fastsim.model import StandardizedSurrogate
+from coffea_fastsim.surrogate.gaussian import StandardizedSurrogate
 
 __all__ = ["FLOW_TRANSFORMS", "FlowConfig", "FlowSurrogate"]
 

@@ -1,7 +1,7 @@
 """Histograms of the observables for GEN, DL and RECO, and of their relative residuals.
 
 Every histogram has a ``source`` category axis and one regular axis whose name, label and
-binning come from :mod:`coffea_fastsim.observables`. The processor fills them and the
+binning come from :mod:`coffea_fastsim.analysis.observables`. The processor fills them and the
 plots and the validation read them: there is one binning per observable.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import hist
 import numpy as np
 
-from coffea_fastsim.observables import OBSERVABLES, RESIDUAL_BINNING, Observable
+from coffea_fastsim.analysis.observables import OBSERVABLES, RESIDUAL_BINNING, Observable
 
 __all__ = [
     "RESIDUAL_PREFIX",

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from coffea_fastsim.generation import (
+from coffea_fastsim.sim.generation import (
     GenerationConfig,
     GenerationSummary,
     generate_sample,

@@ -19,9 +19,9 @@ import uproot
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 
-from coffea_fastsim.checkpoint import ChunkCheckpointer
-from coffea_fastsim.features import GEN_FIELDS, ID_FIELDS
-from coffea_fastsim.reading import TREE_NAME, InputFileError, check_input_file
+from coffea_fastsim.analysis.features import GEN_FIELDS, ID_FIELDS
+from coffea_fastsim.analysis.reading import TREE_NAME, InputFileError, check_input_file
+from coffea_fastsim.processing.checkpoint import ChunkCheckpointer
 
 __all__ = [
     "BAD_FILE_ERRORS",

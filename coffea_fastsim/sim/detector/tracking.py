@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from coffea_fastsim.response import MUON_PDG_ID, EtaPtTable, TrackResolution, lognormal, wrap_phi
+from coffea_fastsim.sim.detector.response import (
+    MUON_PDG_ID,
+    EtaPtTable,
+    TrackResolution,
+    lognormal,
+    wrap_phi,
+)
 
 __all__ = ["CMS_TRACKING", "PERFECT_TRACKING", "Propagation", "TrackingCard", "propagate", "track"]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from coffea_fastsim.pythia_config import make_min_bias_pythia, min_bias_settings, pythia_seed
-from coffea_fastsim.response import NEUTRINO_PDG_IDS, polar_coordinates
+from coffea_fastsim.sim.detector.response import NEUTRINO_PDG_IDS, polar_coordinates
+from coffea_fastsim.sim.pythia_config import make_min_bias_pythia, min_bias_settings, pythia_seed
 
 __all__ = [
     "CMS_PILEUP",

@@ -2,7 +2,7 @@
 
 Only the event identity and the 9 features (float32) are stored, about 40 bytes per event;
 the auxiliary observables are computed from the features when the dataset is read, with the
-same function as everywhere else (:func:`coffea_fastsim.features.auxiliary_from_features`).
+same function as everywhere else (:func:`coffea_fastsim.analysis.features.auxiliary_from_features`).
 
 Each chunk's file is named by the input file's UUID and entry range, and written atomically
 (a temporary file in the same directory, then an atomic rename), so a run that stops half-way
@@ -20,8 +20,8 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from coffea_fastsim.features import auxiliary_from_features
-from coffea_fastsim.observables import FEATURE_NAMES
+from coffea_fastsim.analysis.features import auxiliary_from_features
+from coffea_fastsim.analysis.observables import FEATURE_NAMES
 
 __all__ = ["chunk_file_name", "read_dataset", "write_chunk"]
 

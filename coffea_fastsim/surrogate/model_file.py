@@ -29,9 +29,9 @@ import torch
 from torch import nn
 
 from coffea_fastsim import __version__
-from coffea_fastsim.flow import FlowSurrogate
-from coffea_fastsim.model import GaussianSurrogate, StandardizedSurrogate
-from coffea_fastsim.observables import FEATURE_NAMES
+from coffea_fastsim.analysis.observables import FEATURE_NAMES
+from coffea_fastsim.surrogate.flow import FlowSurrogate
+from coffea_fastsim.surrogate.gaussian import GaussianSurrogate, StandardizedSurrogate
 
 __all__ = [
     "FORMAT_VERSION",

@@ -20,8 +20,8 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from coffea_fastsim.features import auxiliary_from_features
-from coffea_fastsim.observables import AUX_NAMES, FEATURE_NAMES
+from coffea_fastsim.analysis.features import auxiliary_from_features
+from coffea_fastsim.analysis.observables import AUX_NAMES, FEATURE_NAMES
 
 __all__ = ["ClassifierResult", "classifier_inputs", "classifier_two_sample_test"]
 

@@ -17,11 +17,11 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from coffea_fastsim.classifier_test import ClassifierResult
-from coffea_fastsim.features import observables_of
-from coffea_fastsim.observables import OBSERVABLE_NAMES
-from coffea_fastsim.plotting import FORMATS, STYLES
-from coffea_fastsim.validation import ComparisonSet, ScalingResult
+from coffea_fastsim.analysis.features import observables_of
+from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
+from coffea_fastsim.processing.plotting import FORMATS, STYLES
+from coffea_fastsim.validation.classifier import ClassifierResult
+from coffea_fastsim.validation.suite import ComparisonSet, ScalingResult
 
 __all__ = [
     "plot_classifier",

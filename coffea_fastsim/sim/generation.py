@@ -4,7 +4,7 @@ The sample is split into fixed-size jobs (`GenerationConfig.events_per_job`); jo
 seeds Pythia and the detector from (seed, i), so the file does not depend on how many
 worker processes run the jobs. Per event the GEN content is: a pruned GenPart collection,
 anti-kt R = 0.5 GEN jets of the visible final-state particles and GenMET (the neutrinos'
-pT sum); the detector model (`coffea_fastsim.detector`) adds Muon, Jet and MET.
+pT sum); the detector model (`coffea_fastsim.sim.detector.registry`) adds Muon, Jet and MET.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import awkward as ak
 import numpy as np
 from tqdm.auto import tqdm
 
-from coffea_fastsim.detector import DETECTORS, make_detector
-from coffea_fastsim.jets import cluster
-from coffea_fastsim.nanoaod_writer import NanoAODWriter
-from coffea_fastsim.pileup import MinBiasPoolConfig, make_min_bias_pool
-from coffea_fastsim.pythia_config import make_pythia, pythia_seed
-from coffea_fastsim.response import NEUTRINO_PDG_IDS, polar_coordinates
+from coffea_fastsim.sim.detector.jets import cluster
+from coffea_fastsim.sim.detector.pileup import MinBiasPoolConfig, make_min_bias_pool
+from coffea_fastsim.sim.detector.registry import DETECTORS, make_detector
+from coffea_fastsim.sim.detector.response import NEUTRINO_PDG_IDS, polar_coordinates
+from coffea_fastsim.sim.nanoaod_writer import NanoAODWriter
+from coffea_fastsim.sim.pythia_config import make_pythia, pythia_seed
 
 __all__ = [
     "DEFAULT_DETECTOR",
@@ -76,7 +76,7 @@ class GenerationConfig:
         pthat_min: minimum pT of the hard 2 -> 2 process, GeV.
         events_per_job: events per job; jobs are the unit of seeding and parallelism.
         n_workers: worker processes, default ``os.cpu_count()``.
-        detector: name of the detector model in `coffea_fastsim.detector.DETECTORS`.
+        detector: name of the detector model in `coffea_fastsim.sim.detector.registry.DETECTORS`.
         progress: show a progress bar over events.
         include_reco: write Muon, Jet and MET; False writes a GEN-only file.
         detector_seed: seed of the detector randomness, default `seed`; the same `seed`
@@ -178,7 +178,7 @@ def generate_sample(output: str | os.PathLike, config: GenerationConfig) -> Gene
     """Generate `config.n_events` events and write them to the ROOT file `output`.
 
     The file holds an ``Events`` TTree readable with coffea's NanoAODSchema (layout in
-    `coffea_fastsim.nanoaod_writer`); it is written atomically, jobs appended in order.
+    `coffea_fastsim.sim.nanoaod_writer`); it is written atomically, jobs appended in order.
     With `config.resimulations` = m, m more files with the same GEN collections and event
     ids and independent RECO are written alongside (`resimulation_path`).
     """
@@ -304,8 +304,9 @@ def gen_event_record(
         charge_of: callable mapping an array of PDG ids to electric charges (units of e).
 
     Returns:
-        columns: ``GenPart``, ``GenJet`` and ``GenMET`` (see `coffea_fastsim.nanoaod_writer`).
-        particles: the final-state particles in the `coffea_fastsim.detector` input layout.
+        columns: ``GenPart``, ``GenJet`` and ``GenMET`` (see `coffea_fastsim.sim.nanoaod_writer`).
+        particles: the final-state particles in the `coffea_fastsim.sim.detector.registry`
+            input layout.
         gen_jets: the GEN jets (Momentum4D, GeV), sorted by decreasing pT.
     """
     counts = ak.to_numpy(ak.num(prt, axis=1))

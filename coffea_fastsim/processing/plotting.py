@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt
 import mplhep
 import numpy as np
 
-from coffea_fastsim.histograms import RESIDUAL_PREFIX
-from coffea_fastsim.observables import OBSERVABLE_NAMES
+from coffea_fastsim.analysis.histograms import RESIDUAL_PREFIX
+from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
 
 __all__ = ["plot_all", "plot_comparison"]
 

@@ -12,7 +12,7 @@ import numpy as np
 import uproot
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
-from coffea_fastsim.features import EventFeatures, Selection, build_features
+from coffea_fastsim.analysis.features import EventFeatures, Selection, build_features
 
 __all__ = ["InputFileError", "check_input_file", "feature_pairs", "open_events", "read_features"]
 

@@ -11,7 +11,7 @@ the same events) and a model (optionally an ensemble of models trained with othe
 6. optionally, the double ratio of a test sample five times larger than the training sample.
 
 Every comparison of the model (DL vs RECO) is made the same way for the floor (RECO' vs
-RECO). Histograms are those of :mod:`coffea_fastsim.histograms` (the processor's), filled
+RECO). Histograms are those of :mod:`coffea_fastsim.analysis.histograms` (the processor's), filled
 with the processor's fill functions; DL is :meth:`SurrogateEngine.predict`, as in the
 processor. Only events with a valid RECO (and RECO') match enter, so every sample describes
 the same GEN events.
@@ -26,20 +26,20 @@ from pathlib import Path
 import hist
 import numpy as np
 
-from coffea_fastsim.classifier_test import ClassifierResult, classifier_two_sample_test
-from coffea_fastsim.ensemble import Ensemble, ensemble_band, resolve_ensemble
-from coffea_fastsim.features import EventFeatures, observables_of
-from coffea_fastsim.histograms import (
+from coffea_fastsim.analysis.features import EventFeatures, observables_of
+from coffea_fastsim.analysis.histograms import (
     RESIDUAL_PREFIX,
     fill_observables,
     fill_residuals,
     make_histograms,
     relative_residual,
 )
-from coffea_fastsim.inference import SurrogateEngine
-from coffea_fastsim.metrics import Agreement, agreement, histogram_chi2
-from coffea_fastsim.observables import OBSERVABLE_NAMES, RESIDUAL_BINNING
-from coffea_fastsim.reading import InputFileError, read_features
+from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES, RESIDUAL_BINNING
+from coffea_fastsim.analysis.reading import InputFileError, read_features
+from coffea_fastsim.surrogate.ensemble import Ensemble, ensemble_band, resolve_ensemble
+from coffea_fastsim.surrogate.inference import SurrogateEngine
+from coffea_fastsim.validation.classifier import ClassifierResult, classifier_two_sample_test
+from coffea_fastsim.validation.metrics import Agreement, agreement, histogram_chi2
 
 __all__ = [
     "ComparisonSet",

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import ks_2samp, wasserstein_distance
 
-from coffea_fastsim.features import observables_of
-from coffea_fastsim.observables import OBSERVABLE_NAMES
+from coffea_fastsim.analysis.features import observables_of
+from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
 
 __all__ = [
     "Agreement",

@@ -20,7 +20,7 @@ import awkward as ak
 import numpy as np
 import vector
 
-from coffea_fastsim.observables import AUX_NAMES, FEATURE_NAMES
+from coffea_fastsim.analysis.observables import AUX_NAMES, FEATURE_NAMES
 
 __all__ = [
     "EventFeatures",

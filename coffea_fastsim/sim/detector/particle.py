@@ -17,22 +17,28 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from coffea_fastsim.calorimeter import (
+from coffea_fastsim.sim.detector.calorimeter import (
     CMS_ECAL,
     CMS_HCAL,
     PERFECT_CALORIMETER,
     CalorimeterCard,
     energy_flow,
 )
-from coffea_fastsim.jets import CMS_RHO_GRID, RhoGrid, antikt_areas, cluster, rho_median
-from coffea_fastsim.pileup import (
+from coffea_fastsim.sim.detector.jets import (
+    CMS_RHO_GRID,
+    RhoGrid,
+    antikt_areas,
+    cluster,
+    rho_median,
+)
+from coffea_fastsim.sim.detector.pileup import (
     CMS_PILEUP,
     MinBiasPool,
     MinBiasPoolConfig,
     PileupCard,
     make_min_bias_pool,
 )
-from coffea_fastsim.response import (
+from coffea_fastsim.sim.detector.response import (
     CMS_MUON_EFFICIENCY,
     MUON_PDG_ID,
     NEUTRINO_PDG_IDS,
@@ -43,7 +49,13 @@ from coffea_fastsim.response import (
     polar_coordinates,
     wrap_phi,
 )
-from coffea_fastsim.tracking import CMS_TRACKING, PERFECT_TRACKING, TrackingCard, propagate, track
+from coffea_fastsim.sim.detector.tracking import (
+    CMS_TRACKING,
+    PERFECT_TRACKING,
+    TrackingCard,
+    propagate,
+    track,
+)
 
 __all__ = [
     "CMS_PARTICLE_CARD",
@@ -70,7 +82,8 @@ class CmsParticleCard:
         jet_abs_eta_max: jets beyond this |eta| are dropped (calorimeter coverage).
         jes_offset, jes_slope: JetEnergyScale, sqrt((offset - slope |eta|)^2 / pT + 1).
         pileup: PileUpMerger and TrackPileUpSubtractor (CMS_PhaseII_200PU_v03).
-        rho_grid: Rho (FastJetGridMedianEstimator), see `coffea_fastsim.jets.CMS_RHO_GRID`.
+        rho_grid: Rho (FastJetGridMedianEstimator), see
+            `coffea_fastsim.sim.detector.jets.CMS_RHO_GRID`.
         gen_jet_match_dr: a jet's genJetIdx is the closest GEN jet within this Delta R.
     """
 
@@ -162,8 +175,9 @@ class CmsParticleDetector:
     def reconstruct(
         self, particles: ak.Array, gen_jets: ak.Array, rng: np.random.Generator
     ) -> ak.Array:
-        """See `coffea_fastsim.detector.Detector.reconstruct`; adds ``Jet.area``, ``Pileup``
-        (nPU) and ``Rho`` (fixedGridRhoFastjetCentral: rho of the range holding eta = 0, GeV)."""
+        """See `coffea_fastsim.sim.detector.registry.Detector.reconstruct`; adds ``Jet.area``,
+        ``Pileup`` (nPU) and ``Rho`` (fixedGridRhoFastjetCentral: rho of the range holding
+        eta = 0, GeV)."""
         step = max(1, int(_PILEUP_PER_STEP / max(self.mu, 1.0)))
         parts = [
             self._reconstruct(particles[i : i + step], gen_jets[i : i + step], rng)

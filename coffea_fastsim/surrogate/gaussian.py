@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from coffea_fastsim.observables import FEATURE_NAMES
+from coffea_fastsim.analysis.observables import FEATURE_NAMES
 
 __all__ = [
     "GAMMA",

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import uproot
 
 from coffea_fastsim import __version__
-from coffea_fastsim.reading import TREE_NAME
+from coffea_fastsim.analysis.reading import TREE_NAME
 
 __all__ = [
     "MANIFEST_NAME",

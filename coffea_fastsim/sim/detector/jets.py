@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from coffea_fastsim.response import wrap_phi
+from coffea_fastsim.sim.detector.response import wrap_phi
 
 __all__ = ["CMS_RHO_GRID", "RhoGrid", "antikt_areas", "cluster", "rho_median"]
 

@@ -6,7 +6,7 @@ resolved device, so an engine can be shipped to dask workers (which may have a G
 the client has none).
 
 Reproducibility: the noise of an event depends only on (seed, run, luminosity block,
-event), see ``coffea_fastsim.noise``. The network always runs on blocks of exactly
+event), see ``coffea_fastsim.surrogate.noise``. The network always runs on blocks of exactly
 ``evaluation_block(device)`` rows (the last block of a chunk padded with zeros), because a
 matrix product can round differently for different numbers of rows; with a fixed block
 size the output of an event is bitwise the same whatever ``chunk_size`` or the event's
@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from coffea_fastsim.model import as_feature_array, resolve_device
-from coffea_fastsim.model_io import LoadedModel, load_model
-from coffea_fastsim.noise import event_noise, event_noise_tensor
-from coffea_fastsim.observables import FEATURE_NAMES
+from coffea_fastsim.analysis.observables import FEATURE_NAMES
+from coffea_fastsim.surrogate.gaussian import as_feature_array, resolve_device
+from coffea_fastsim.surrogate.model_file import LoadedModel, load_model
+from coffea_fastsim.surrogate.noise import event_noise, event_noise_tensor
 
 __all__ = [
     "CPU_CHUNK_SIZE",

@@ -29,8 +29,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from coffea_fastsim.flow import FlowConfig, FlowSurrogate
-from coffea_fastsim.model import (
+from coffea_fastsim.analysis.observables import FEATURE_NAMES
+from coffea_fastsim.surrogate.flow import FlowConfig, FlowSurrogate
+from coffea_fastsim.surrogate.gaussian import (
     GAMMA,
     GaussianSurrogate,
     StandardizedSurrogate,
@@ -38,8 +39,7 @@ from coffea_fastsim.model import (
     paper_loss,
     resolve_device,
 )
-from coffea_fastsim.model_io import sample_hash
-from coffea_fastsim.observables import FEATURE_NAMES
+from coffea_fastsim.surrogate.model_file import sample_hash
 
 __all__ = [
     "DEFAULT_LEARNING_RATE",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coffea_fastsim.response import CaloResolution, lognormal
+from coffea_fastsim.sim.detector.response import CaloResolution, lognormal
 
 __all__ = [
     "CMS_ECAL",

@@ -1,0 +1,182 @@
+"""FastSimProcessor: the coffea processor that runs the surrogate on GEN events.
+
+For each chunk of events it applies the W+jet GEN selection, evaluates the surrogate on the
+GEN feature vectors (DL = RECO-like features), fills histograms of GEN, DL and (when the
+input has RECO collections) RECO, and optionally writes the DL dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import torch
+from coffea import processor
+
+from coffea_fastsim import __version__
+from coffea_fastsim.analysis.features import (
+    EventFeatures,
+    Selection,
+    build_features,
+    observables_of,
+)
+from coffea_fastsim.analysis.histograms import fill_observables, fill_residuals, make_histograms
+from coffea_fastsim.analysis.observables import FEATURE_NAMES
+from coffea_fastsim.processing.dataset import chunk_file_name, write_chunk
+from coffea_fastsim.surrogate.inference import SurrogateEngine
+
+__all__ = ["FastSimConfig", "FastSimProcessor"]
+
+
+@dataclass(frozen=True)
+class FastSimConfig:
+    """Configuration of :class:`FastSimProcessor`.
+
+    Arguments:
+        model: path of the surrogate model file.
+        chunk_size: events per surrogate evaluation (memory bound, not the Runner's chunk);
+            None: automatic, 65536 on the CPU and from the free memory on a GPU
+            (``inference.automatic_chunk_size``). Outputs do not depend on it.
+        device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        seed: seed of the per-event noise; with the event identity it fixes every DL value.
+        output_dir: where to write the DL dataset (one Parquet file per chunk); None: no dataset.
+        selection: the W+jet selection cuts.
+        threads: torch CPU threads in each worker; None keeps torch's default (all cores).
+            Use 1 when several worker processes share the cores.
+    """
+
+    model: str | os.PathLike
+    chunk_size: int | None = None
+    device: str = "auto"
+    seed: int = 0
+    output_dir: str | os.PathLike | None = None
+    selection: Selection = field(default_factory=Selection)
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be a positive integer or None, got {self.threads}")
+
+
+class FastSimProcessor(processor.ProcessorABC):
+    """Fill GEN / DL / RECO histograms and write the DL dataset, chunk by chunk.
+
+    The output of :meth:`process` is ``{dataset: {"histograms": {...}, "cutflow": {...},
+    "files": {path: {"entries": n, "gen_selected": k}}, "dataset_files": [...]}}``;
+    histograms are ``hist.Hist`` with a ``source`` axis. The cutflow counts the input
+    events, the GEN-selected ones, those with a RECO match, and, so that nothing is dropped
+    silently, events excluded for non-finite GEN values and DL outputs that are not finite.
+    The model is loaded lazily once per worker and never pickled with the processor.
+    """
+
+    def __init__(self, config: FastSimConfig) -> None:
+        self.config = config
+        self.engine = SurrogateEngine(
+            config.model, chunk_size=config.chunk_size, device=config.device, seed=config.seed
+        )
+        # Load once here so that a missing or mismatched model fails before any chunk is sent;
+        # the engine reloads it lazily on each worker.
+        self.model_checksum = str(self.engine.metadata["checksum"])
+
+    def fingerprint(self) -> str:
+        """What fixes every output of a chunk: model, noise seed, selection, dataset target."""
+        return json.dumps(
+            {
+                "model": self.model_checksum,
+                "seed": self.config.seed,
+                "selection": asdict(self.config.selection),
+                "output_dir": None
+                if self.config.output_dir is None
+                else str(self.config.output_dir),
+                "processor": type(self).__qualname__,
+                "version": __version__,
+            },
+            sort_keys=True,
+        )
+
+    def analyze(self, observables: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+        """Analysis-specific additions to a chunk's output; ``observables[sample][name]`` (n,).
+
+        Subclasses override this (see ``processors/wjets.py``); the default adds nothing.
+        """
+        return {}
+
+    def process(self, events: ak.Array) -> dict[str, Any]:
+        metadata = getattr(events, "metadata", None) or {}
+        dataset = metadata.get("dataset", "events")
+        if self.config.threads is not None:
+            torch.set_num_threads(self.config.threads)
+        features = build_features(events, self.config.selection)
+        dl = self.engine.predict(
+            features.gen, features.run, features.luminosity_block, features.event
+        )
+
+        histograms = make_histograms()
+        observables = {
+            "gen": observables_of(features.gen),
+            "dl": observables_of(dl),
+        }
+        fill_observables(histograms, "gen", observables["gen"])
+        fill_observables(histograms, "dl", observables["dl"])
+        fill_residuals(histograms, "dl", observables["dl"], observables["gen"])
+        if features.has_reco:
+            valid = features.reco_valid
+            reco = observables_of(features.reco[valid])
+            gen_of_valid = {name: values[valid] for name, values in observables["gen"].items()}
+            fill_observables(histograms, "reco", reco)
+            fill_residuals(histograms, "reco", reco, gen_of_valid)
+            observables["reco"] = reco
+
+        cutflow = {
+            "input": features.n_input,
+            "gen_nonfinite": features.n_gen_nonfinite,
+            "gen_selected": len(features),
+            "reco_matched": int(features.reco_valid.sum()),
+            "dl_nonfinite": int((~np.isfinite(dl).all(axis=1)).sum()),
+        }
+        filename = str(metadata.get("filename", "events"))
+        files = {filename: {"entries": features.n_input, "gen_selected": len(features)}}
+        dataset_files = []
+        if self.config.output_dir is not None:
+            dataset_files.append(
+                self._write_dataset(features, observables["dl"], metadata, dataset)
+            )
+        output = {
+            "histograms": histograms,
+            "cutflow": cutflow,
+            "files": files,
+            "dataset_files": dataset_files,
+        }
+        output.update(self.analyze(observables))
+        return {dataset: output}
+
+    def _write_dataset(
+        self,
+        features: EventFeatures,
+        dl_observables: dict[str, np.ndarray],
+        metadata: dict[str, Any],
+        dataset: str,
+    ) -> str:
+        file_id = str(
+            metadata.get("fileuuid") or Path(str(metadata.get("filename", "events"))).stem
+        )
+        start = int(metadata.get("entrystart", 0))
+        stop = int(metadata.get("entrystop", start + features.n_input))
+        columns: dict[str, np.ndarray] = {
+            "run": features.run,
+            "luminosityBlock": features.luminosity_block,
+            "event": features.event,
+        }
+        columns.update({name: dl_observables[name].astype(np.float32) for name in FEATURE_NAMES})
+        directory = Path(self.config.output_dir) / dataset  # type: ignore[arg-type]
+        return str(write_chunk(directory, chunk_file_name(file_id, start, stop), columns))
+
+    def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
+        for output in accumulator.values():
+            output["dataset_files"] = sorted(output["dataset_files"])
+        return accumulator
