@@ -10,6 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from coffea_fastsim import __version__
+from coffea_fastsim.processing.run import (
+    DEFAULT_PROCESSOR,
+    IncompleteRunError,
+    RunOptions,
+    run_and_save,
+)
 
 __all__ = ["main"]
 
@@ -273,6 +279,12 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output-dir", type=Path, required=True, help="directory for the outputs"
     )
     parser.add_argument("--dataset", default="events", help="dataset name used as the output key")
+    parser.add_argument(
+        "--processor",
+        default=DEFAULT_PROCESSOR,
+        metavar="MODULE:CLASS",
+        help="the FastSimProcessor (sub)class to run",
+    )
     _add_run_options(parser)
 
 
@@ -309,8 +321,9 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
         help="default: ./fastsim-demo",
     )
     _add_run_options(parser)
-    # Several chunks, so that the demo shows the executor at work on the small sample.
-    parser.set_defaults(chunksize=2000)
+    # The demo's analysis processor, and several chunks, so that the demo shows the executor
+    # at work on the small sample.
+    parser.set_defaults(chunksize=2000, processor="processors.wjets:WJetsProcessor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -460,79 +473,41 @@ def _validate(args: argparse.Namespace) -> None:
     print(f"report written to {report}")
 
 
-class IncompleteRunError(RuntimeError):
-    """The run finished but its outputs do not account for every input event."""
-
-
-def _run_and_save(
+def _run_options(
     args: argparse.Namespace, inputs: Sequence[Path], model: Path, dataset: str
-) -> Path:
-    from coffea.util import save
-
-    from coffea_fastsim.processing.manifest import (
-        build_manifest,
-        manifest_notes,
-        manifest_problems,
-        write_manifest,
-    )
-    from coffea_fastsim.processing.processor import FastSimConfig
-    from coffea_fastsim.processing.runner import make_fileset, run_processor
-    from processors.wjets import WJetsProcessor
-
-    if args.skip_bad_files:
-        # The Runner skips unreadable files itself; the manifest lists them.
-        fileset = {dataset: [str(path) for path in inputs]}
-    else:
-        fileset = make_fileset(inputs, dataset)
-    config = FastSimConfig(
+) -> RunOptions:
+    return RunOptions(
+        inputs=tuple(inputs),
         model=model,
-        chunk_size=args.inference_chunk_size,
-        device=args.device,
-        seed=args.seed,
-        output_dir=None if args.no_dataset else args.output_dir / "dataset",
-        # Worker processes share the cores: one torch thread each avoids oversubscription.
-        threads=1 if args.executor != "iterative" and args.workers > 1 else None,
-    )
-    fastsim = WJetsProcessor(config)
-    result = run_processor(
-        fileset,
-        fastsim,
+        output_dir=args.output_dir,
+        dataset=dataset,
+        processor=args.processor,
         executor=args.executor,
         workers=args.workers,
         scheduler=args.scheduler,
         chunksize=args.chunksize,
-        skipbadfiles=args.skip_bad_files,
-        checkpoint_dir=None if args.no_resume else args.output_dir / "checkpoints",
+        inference_chunk_size=args.inference_chunk_size,
+        device=args.device,
+        seed=args.seed,
+        write_dataset=not args.no_dataset,
+        skip_bad_files=args.skip_bad_files,
+        resume=not args.no_resume,
     )
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    histogram_path = args.output_dir / "histograms.coffea"
-    temporary = histogram_path.with_suffix(".coffea.tmp")
-    save(result.output, temporary)
-    temporary.replace(histogram_path)
-    for name, output in result.output.items():
-        cutflow = output["cutflow"]
-        print(
-            f"[{name}] {cutflow['input']} events read, {cutflow['gen_selected']} pass the GEN "
-            f"selection, {cutflow['reco_matched']} have a matched RECO muon and jet "
-            f"({result.seconds:.1f} s, {cutflow['input'] / max(result.seconds, 1e-9):.0f} events/s)"
-        )
-    manifest = build_manifest(
-        fileset, result.output, fastsim.engine.metadata, args.seed, result.lost_workers
-    )
-    manifest_path = write_manifest(manifest, args.output_dir)
-    for note in manifest_notes(manifest):
+
+
+def _run_and_print(options: RunOptions) -> Path:
+    report = run_and_save(options)
+    for line in report.summary:
+        print(line)
+    for note in report.notes:
         print(f"note: {note}")
-    problems = manifest_problems(manifest)
-    if problems:
-        raise IncompleteRunError(
-            "the outputs do not cover every input event (see "
-            f"{manifest_path}):\n  " + "\n  ".join(problems)
-        )
-    return histogram_path
+    report.raise_if_incomplete()
+    return report.histograms
 
 
 def _run(args: argparse.Namespace) -> None:
-    histogram_path = _run_and_save(args, args.inputs, args.model, args.dataset)
+    options = _run_options(args, args.inputs, args.model, args.dataset)
+    histogram_path = _run_and_print(options)
     print(f"histograms: {histogram_path}")
     print(f"manifest: {args.output_dir / 'manifest.json'}")
     if not args.no_dataset:
@@ -561,7 +536,8 @@ def _plot(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from coffea_fastsim.embedded import embedded_model, embedded_sample
 
-    histogram_path = _run_and_save(args, [embedded_sample()], embedded_model(), "wjets")
+    options = _run_options(args, [embedded_sample()], embedded_model(), "wjets")
+    histogram_path = _run_and_print(options)
     plots = args.output_dir / "plots"
     written = _plot_file(histogram_path, plots, "wjets")
     print("demo outputs:")
