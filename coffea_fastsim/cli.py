@@ -251,6 +251,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-event DL noise")
     parser.add_argument("--no-dataset", action="store_true", help="do not write the DL dataset")
     parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        metavar="FILE.root",
+        help="also write every histogram as TH1D to FILE.root, named DATASET/NAME__SOURCE "
+        "(see docs/root-export.md)",
+    )
+    parser.add_argument(
         "--skip-bad-files",
         action="store_true",
         help="skip unreadable files instead of stopping; they are listed in manifest.json",
@@ -492,6 +500,7 @@ def _run_options(
         write_dataset=not args.no_dataset,
         skip_bad_files=args.skip_bad_files,
         resume=not args.no_resume,
+        root_file=args.root,
     )
 
 
@@ -502,6 +511,8 @@ def _run_and_print(options: RunOptions) -> Path:
     for note in report.notes:
         print(f"note: {note}")
     report.raise_if_incomplete()
+    if report.root_file is not None:
+        print(f"ROOT histograms: {report.root_file}")
     return report.histograms
 
 

@@ -32,9 +32,11 @@ RESIDUAL_SAMPLES: tuple[str, ...] = ("dl", "reco")
 RESIDUAL_PREFIX = "residual_"
 
 
-def _observable_histogram(observable: Observable, samples: tuple[str, ...]) -> hist.Hist:
+def _observable_histogram(
+    observable: Observable, samples: tuple[str, ...], kind: type[hist.Hist]
+) -> hist.Hist:
     return (
-        hist.Hist.new.StrCat(list(samples), name="source", label="Source")
+        kind.new.StrCat(list(samples), name="source", label="Source")
         .Reg(
             observable.bins,
             observable.low,
@@ -46,22 +48,28 @@ def _observable_histogram(observable: Observable, samples: tuple[str, ...]) -> h
     )
 
 
-def _residual_histogram(observable: Observable) -> hist.Hist:
+def _residual_histogram(observable: Observable, kind: type[hist.Hist]) -> hist.Hist:
     bins, low, high = RESIDUAL_BINNING
     # A relative residual has no unit: drop the observable's " [GeV]".
     symbol = observable.label.split(" [")[0]
     label = f"$(x - x_{{GEN}}) / x_{{GEN}}$, x = {symbol}"
     return (
-        hist.Hist.new.StrCat(list(RESIDUAL_SAMPLES), name="source", label="Source")
+        kind.new.StrCat(list(RESIDUAL_SAMPLES), name="source", label="Source")
         .Reg(bins, low, high, name=f"{RESIDUAL_PREFIX}{observable.name}", label=label)
         .Double()
     )
 
 
-def make_histograms() -> dict[str, hist.Hist]:
-    """Empty histograms: one per observable (``name``) and one per residual (``residual_name``)."""
-    histograms = {o.name: _observable_histogram(o, SAMPLES) for o in OBSERVABLES}
-    histograms.update({f"{RESIDUAL_PREFIX}{o.name}": _residual_histogram(o) for o in OBSERVABLES})
+def make_histograms(kind: type[hist.Hist] = hist.Hist) -> dict[str, hist.Hist]:
+    """Empty histograms: one per observable (``name``) and one per residual (``residual_name``).
+
+    Arguments:
+        kind: the histogram class, ``hist.Hist`` or a subclass such as ``hist.dask.Hist``.
+    """
+    histograms = {o.name: _observable_histogram(o, SAMPLES, kind) for o in OBSERVABLES}
+    histograms.update(
+        {f"{RESIDUAL_PREFIX}{o.name}": _residual_histogram(o, kind) for o in OBSERVABLES}
+    )
     return histograms
 
 

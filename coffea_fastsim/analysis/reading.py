@@ -6,6 +6,7 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -14,7 +15,14 @@ from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
 from coffea_fastsim.analysis.features import EventFeatures, Selection, build_features
 
-__all__ = ["InputFileError", "check_input_file", "feature_pairs", "open_events", "read_features"]
+__all__ = [
+    "InputFileError",
+    "check_input_file",
+    "feature_pairs",
+    "is_rntuple",
+    "open_events",
+    "read_features",
+]
 
 TREE_NAME = "Events"
 
@@ -23,9 +31,8 @@ class InputFileError(ValueError):
     """An input file is missing, unreadable, or lacks the Events tree or needed branches."""
 
 
-def _check_baskets_inside(tree: uproot.TTree, path: Path) -> None:
-    """Raise if a basket of ``tree`` lies beyond the end of the file (a truncated copy)."""
-    size = path.stat().st_size
+def _check_baskets_inside(tree: uproot.TTree, path: Path, size: int) -> None:
+    """Raise if a basket of the TTree ``tree`` lies beyond the file's ``size`` bytes."""
     for branch in tree.itervalues(recursive=True):
         n_baskets = branch.num_baskets
         if n_baskets == 0:
@@ -38,9 +45,39 @@ def _check_baskets_inside(tree: uproot.TTree, path: Path) -> None:
             )
 
 
+def _check_pages_inside(ntuple: Any, path: Path, size: int) -> None:
+    """Raise if a page of the RNTuple ``ntuple`` lies beyond the file's ``size`` bytes."""
+    names = {column: record.field_id for column, record in enumerate(ntuple.column_records)}
+    for cluster in ntuple.page_link_list:
+        for column, pages in enumerate(cluster):
+            for page in pages.pages:
+                locator = page.locator
+                if locator.offset + locator.num_bytes > size:
+                    field = ntuple.field_records[names[column]].field_name
+                    raise InputFileError(
+                        f"{path} is truncated: field {field} has data beyond the file's "
+                        f"{size} bytes"
+                    )
+
+
+def is_rntuple(events: Any) -> bool:
+    """Whether an ``Events`` object that uproot opened is an RNTuple (else a TTree)."""
+    return isinstance(events, uproot.behaviors.RNTuple.HasFields)
+
+
+def _check_data_inside(events: Any, path: Path) -> None:
+    """Raise if the data of ``events`` (TTree baskets or RNTuple pages) lie beyond the end
+    of the file (a truncated copy)."""
+    size = path.stat().st_size
+    if is_rntuple(events):
+        _check_pages_inside(events, path, size)
+    else:
+        _check_baskets_inside(events, path, size)
+
+
 def check_input_file(path: str | os.PathLike) -> None:
     """Raise :class:`InputFileError` unless ``path`` is a readable, complete ROOT file with
-    an Events tree. Reads only metadata."""
+    an Events TTree or RNTuple. Reads only metadata."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"input file not found: {path}")
@@ -49,7 +86,7 @@ def check_input_file(path: str | os.PathLike) -> None:
             if TREE_NAME not in file:
                 keys = ", ".join(file.keys(recursive=False)) or "none"
                 raise InputFileError(f"{path} has no '{TREE_NAME}' tree (keys: {keys})")
-            _check_baskets_inside(file[TREE_NAME], path)
+            _check_data_inside(file[TREE_NAME], path)
     except InputFileError:
         raise
     except Exception as error:

@@ -28,6 +28,7 @@ from coffea_fastsim.analysis.features import (
 from coffea_fastsim.analysis.histograms import fill_observables, fill_residuals, make_histograms
 from coffea_fastsim.analysis.observables import FEATURE_NAMES
 from coffea_fastsim.processing.dataset import chunk_file_name, write_chunk
+from coffea_fastsim.processing.simulation import simulate
 from coffea_fastsim.surrogate.inference import SurrogateEngine
 
 __all__ = ["FastSimConfig", "FastSimProcessor"]
@@ -112,9 +113,7 @@ class FastSimProcessor(processor.ProcessorABC):
         if self.config.threads is not None:
             torch.set_num_threads(self.config.threads)
         features = build_features(events, self.config.selection)
-        dl = self.engine.predict(
-            features.gen, features.run, features.luminosity_block, features.event
-        )
+        dl = simulate(self.engine, features).features
 
         histograms = make_histograms()
         observables = {

@@ -57,6 +57,8 @@ class RunOptions:
         skip_bad_files: skip unreadable files instead of stopping.
         resume: reuse chunks checkpointed by an earlier run of the same configuration.
         status: show progress bars (on stderr).
+        root_file: also write every histogram as TH1D/TH2D to this ROOT file
+            (``root_export``); None: no ROOT file.
     """
 
     inputs: tuple[Path, ...]
@@ -75,6 +77,7 @@ class RunOptions:
     skip_bad_files: bool = False
     resume: bool = True
     status: bool = True
+    root_file: Path | None = None
 
     def torch_threads(self) -> int | None:
         """Torch threads per worker: one when several worker processes share the cores."""
@@ -92,6 +95,7 @@ class RunReport:
         summary: one line per dataset: events read, selected, matched, throughput.
         notes: what the user should know although the outputs are complete.
         problems: where the outputs do not cover every input event (empty: complete).
+        root_file: the written ROOT histogram file, None when none was asked for.
     """
 
     histograms: Path
@@ -100,6 +104,7 @@ class RunReport:
     summary: tuple[str, ...]
     notes: tuple[str, ...]
     problems: tuple[str, ...]
+    root_file: Path | None = None
 
     def raise_if_incomplete(self) -> None:
         """Raise :class:`IncompleteRunError` listing the problems, if there are any."""
@@ -169,6 +174,7 @@ def run_and_save(options: RunOptions) -> RunReport:
         write_manifest,
     )
     from coffea_fastsim.processing.processor import FastSimConfig
+    from coffea_fastsim.processing.root_export import write_root_histograms
     from coffea_fastsim.processing.runner import make_fileset, run_processor
 
     processor_class = load_processor_class(options.processor)
@@ -200,6 +206,9 @@ def run_and_save(options: RunOptions) -> RunReport:
     )
     options.output_dir.mkdir(parents=True, exist_ok=True)
     histograms = _save_histograms(result.output, options.output_dir)
+    root_file = None
+    if options.root_file is not None:
+        root_file = write_root_histograms(result.output, options.root_file)
     manifest = build_manifest(
         fileset, result.output, fastsim.engine.metadata, options.seed, result.lost_workers
     )
@@ -211,4 +220,5 @@ def run_and_save(options: RunOptions) -> RunReport:
         summary=_summary(result.output, result.seconds),
         notes=tuple(manifest_notes(manifest)),
         problems=tuple(manifest_problems(manifest)),
+        root_file=root_file,
     )
