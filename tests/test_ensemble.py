@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from coffea_fastsim.analysis.reading import read_features
+from coffea_fastsim.analysis.table import ObservableTable
 from coffea_fastsim.surrogate.ensemble import ensemble_band, member_path, resolve_ensemble
-from coffea_fastsim.validation.suite import compare, predict_members
+from coffea_fastsim.validation.comparison import compare
+from coffea_fastsim.validation.samples import predict_members
 
 
 def test_member_path():
@@ -64,7 +66,9 @@ def test_band_of_an_ensemble_of_identical_models_is_zero(trained_model, wjets_sa
     features = read_features(wjets_sample)
     rows = np.flatnonzero(features.reco_valid)
     dl = predict_members(tuple(copies), features, rows, seed=4)
-    comparison = compare(features.gen[rows], dl[0], features.reco[rows], dl)
+    gen, reco = ObservableTable.of(features.gen[rows]), ObservableTable.of(features.reco[rows])
+    members = [ObservableTable.of(member) for member in dl]
+    comparison = compare(gen, members[0], reco, members)
     assert all(not band.any() for band in comparison.band.values())
-    different = np.stack([dl[0], dl[0] * 1.05])
-    assert compare(features.gen[rows], dl[0], features.reco[rows], different).band["muon_pt"].any()
+    different = [members[0], ObservableTable.of(dl[0] * 1.05)]
+    assert compare(gen, members[0], reco, different).band["muon_pt"].any()

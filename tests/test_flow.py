@@ -10,6 +10,7 @@ import torch
 
 from coffea_fastsim.analysis.observables import FEATURE_NAMES
 from coffea_fastsim.analysis.reading import read_features
+from coffea_fastsim.analysis.table import ObservableTable
 from coffea_fastsim.cli import main
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
 from coffea_fastsim.processing.runner import make_fileset, run_processor
@@ -18,7 +19,8 @@ from coffea_fastsim.surrogate.flow import FlowConfig, FlowSurrogate
 from coffea_fastsim.surrogate.inference import EVALUATION_BLOCK, SurrogateEngine
 from coffea_fastsim.surrogate.model_file import load_model, save_model
 from coffea_fastsim.surrogate.training import DEFAULT_LEARNING_RATE, TrainingConfig, train_surrogate
-from coffea_fastsim.validation.suite import compare, predict_members
+from coffea_fastsim.validation.comparison import compare
+from coffea_fastsim.validation.samples import predict_members
 
 PROVENANCE = {"sample_hash": "sha256:0", "training_config": {"seed": 0}, "best_epoch": 0}
 N_FEATURES = len(FEATURE_NAMES)
@@ -215,7 +217,9 @@ def test_cli_trains_an_ensemble_of_flows(trained_flows: Path, wjets_sample: Path
     rows = np.flatnonzero(features.reco_valid)
     dl = predict_members(ensemble.members, features, rows, seed=4)
     assert np.isfinite(dl).all()
-    comparison = compare(features.gen[rows], dl[0], features.reco[rows], dl)
+    members = [ObservableTable.of(member) for member in dl]
+    gen, reco = ObservableTable.of(features.gen[rows]), ObservableTable.of(features.reco[rows])
+    comparison = compare(gen, members[0], reco, members)
     assert comparison.band["muon_pt"].any()
 
 

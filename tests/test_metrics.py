@@ -7,6 +7,7 @@ import pytest
 from scipy.stats import norm
 
 from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
+from coffea_fastsim.analysis.table import ObservableTable
 from coffea_fastsim.validation.metrics import (
     agreement,
     agreement_table,
@@ -85,6 +86,6 @@ def test_agreement_table_covers_every_observable():
     rng = np.random.default_rng(1)
     features = rng.normal(size=(500, 9)) * 40.0
     features[:, 6] = rng.normal(2.0, 0.5, 500)
-    table = agreement_table(features, features)
+    table = agreement_table(ObservableTable.of(features), ObservableTable.of(features))
     assert list(table) == list(OBSERVABLE_NAMES)
     assert all(value == 0.0 for value in table.values())

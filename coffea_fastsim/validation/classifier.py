@@ -20,8 +20,8 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from coffea_fastsim.analysis.features import auxiliary_from_features
-from coffea_fastsim.analysis.observables import AUX_NAMES, FEATURE_NAMES
+from coffea_fastsim.analysis.observables import FEATURE_NAMES
+from coffea_fastsim.analysis.table import ObservableTable
 
 __all__ = ["ClassifierResult", "classifier_inputs", "classifier_two_sample_test"]
 
@@ -46,24 +46,17 @@ class ClassifierResult:
     true_positive_rate: np.ndarray
 
 
-def classifier_inputs(gen_features: np.ndarray, output_features: np.ndarray) -> np.ndarray:
+def classifier_inputs(gen: ObservableTable, output: ObservableTable) -> np.ndarray:
     """Classifier input rows [GEN features, output features, output auxiliary observables].
 
     Arguments:
-        gen_features: shape (n, 9).
-        output_features: shape (n, 9), DL, RECO or RECO'.
+        gen: the GEN observables of n events.
+        output: the DL, RECO or RECO' observables of the same events.
 
     Returns:
         shape (n, 9 + 9 + 11), float64.
     """
-    auxiliary = auxiliary_from_features(output_features)
-    return np.column_stack(
-        [
-            np.asarray(gen_features, dtype=np.float64),
-            np.asarray(output_features, dtype=np.float64),
-            *(auxiliary[name] for name in AUX_NAMES),
-        ]
-    )
+    return np.column_stack([gen.features, output.features, output.auxiliary()])
 
 
 def _bootstrap_auc(
@@ -80,9 +73,9 @@ def _bootstrap_auc(
 
 
 def classifier_two_sample_test(
-    gen_features: np.ndarray,
-    candidate_features: np.ndarray,
-    reference_features: np.ndarray,
+    gen: ObservableTable,
+    candidate: ObservableTable,
+    reference: ObservableTable,
     seed: int = 0,
     n_bootstrap: int = 200,
     max_iter: int = 200,
@@ -94,9 +87,9 @@ def classifier_two_sample_test(
     never saw. The AUC error is the bootstrap spread over test events.
 
     Arguments:
-        gen_features: GEN features of the events, shape (n, 9).
-        candidate_features: e.g. DL features of the same events, shape (n, 9).
-        reference_features: RECO features of the same events, shape (n, 9).
+        gen: GEN observables of the n events.
+        candidate: e.g. DL observables of the same events.
+        reference: RECO observables of the same events.
         seed: seed of the split, the classifier and the bootstrap.
         n_bootstrap: bootstrap resamplings of the test half (at least 2).
         max_iter: boosting iterations (early stopping on 10% of the training half).
@@ -104,11 +97,11 @@ def classifier_two_sample_test(
     Raises:
         ValueError: shapes differ or fewer than 20 events.
     """
-    shapes = {a.shape for a in (gen_features, candidate_features, reference_features)}
+    shapes = {table.features.shape for table in (gen, candidate, reference)}
     n_features = len(FEATURE_NAMES)
     if len(shapes) != 1 or next(iter(shapes))[1:] != (n_features,):
-        raise ValueError(f"need three arrays of the same shape (n, {n_features}), got {shapes}")
-    n_events = len(gen_features)
+        raise ValueError(f"need three samples of the same shape (n, {n_features}), got {shapes}")
+    n_events = len(gen)
     if n_events < 20:
         raise ValueError(f"need at least 20 events for the classifier test, got {n_events}")
     if n_bootstrap < 2:
@@ -117,11 +110,11 @@ def classifier_two_sample_test(
     halves = order[: n_events // 2], order[n_events // 2 :]
 
     def rows(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        gen = gen_features[events]
+        gen_rows = gen.take(events)
         x = np.concatenate(
             [
-                classifier_inputs(gen, candidate_features[events]),
-                classifier_inputs(gen, reference_features[events]),
+                classifier_inputs(gen_rows, candidate.take(events)),
+                classifier_inputs(gen_rows, reference.take(events)),
             ]
         )
         y = np.concatenate([np.ones(len(events)), np.zeros(len(events))])

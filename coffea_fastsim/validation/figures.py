@@ -17,11 +17,11 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from coffea_fastsim.analysis.features import observables_of
 from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
+from coffea_fastsim.analysis.table import ObservableTable
 from coffea_fastsim.processing.plotting import FORMATS, STYLES
 from coffea_fastsim.validation.classifier import ClassifierResult
-from coffea_fastsim.validation.suite import ComparisonSet, ScalingResult
+from coffea_fastsim.validation.comparison import ComparisonSet, ScalingResult
 
 __all__ = [
     "plot_classifier",
@@ -160,8 +160,8 @@ def plot_double_ratios(
 
 def plot_dl_vs_reco(
     model: ComparisonSet,
-    dl_features: np.ndarray,
-    reco_features: np.ndarray,
+    dl: ObservableTable,
+    reco: ObservableTable,
     names: Sequence[str],
     output: Path,
     title: str,
@@ -169,7 +169,6 @@ def plot_dl_vs_reco(
 ) -> list[Path]:
     """2D histograms of DL vs RECO of the same events per observable (log colour scale),
     binned with the observable's histogram axis."""
-    dl, reco = observables_of(dl_features), observables_of(reco_features)
     fig, mains, _ = _grid(len(names), ratio_panels=False)
     for name, main in zip(names, mains, strict=True):
         edges = model.histograms[name].axes[1].edges

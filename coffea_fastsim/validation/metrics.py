@@ -17,13 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import ks_2samp, wasserstein_distance
 
-from coffea_fastsim.analysis.features import observables_of
 from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
+from coffea_fastsim.analysis.table import ObservableTable
 
 __all__ = [
     "Agreement",
     "agreement",
     "agreement_table",
+    "chi2_per_ndf",
     "histogram_chi2",
     "ks_statistic",
     "wasserstein_over_sigma",
@@ -112,6 +113,11 @@ def histogram_chi2(
     return float(chi2), ndf
 
 
+def chi2_per_ndf(chi2: float, ndf: int) -> float:
+    """chi2 / ndf, nan when ndf is 0 (fewer than two filled bins)."""
+    return chi2 / ndf if ndf > 0 else float("nan")
+
+
 @dataclass(frozen=True)
 class Agreement:
     """Agreement of one observable between a sample and a reference (0: identical).
@@ -131,7 +137,7 @@ class Agreement:
     @property
     def chi2_per_ndf(self) -> float:
         """chi2 / ndf (nan when ndf is 0)."""
-        return self.chi2 / self.ndf if self.ndf > 0 else float("nan")
+        return chi2_per_ndf(self.chi2, self.ndf)
 
 
 def agreement(
@@ -160,16 +166,13 @@ def agreement(
     )
 
 
-def agreement_table(
-    sample_features: np.ndarray, reference_features: np.ndarray
-) -> dict[str, float]:
+def agreement_table(sample: ObservableTable, reference: ObservableTable) -> dict[str, float]:
     """W1 / std(reference) of every observable (9 features + auxiliary) of two samples.
 
     Arguments:
-        sample_features: feature vectors, shape (n, 9), e.g. DL.
-        reference_features: feature vectors, shape (m, 9), e.g. RECO.
+        sample: observables of n events, e.g. DL.
+        reference: observables of m events, e.g. RECO.
     """
-    sample, reference = observables_of(sample_features), observables_of(reference_features)
     return {
         name: wasserstein_over_sigma(sample[name], reference[name]) for name in OBSERVABLE_NAMES
     }

@@ -1,5 +1,8 @@
 """The validation report: a markdown file and its figures (PNG and PDF).
 
+The report only formats: every number it shows is computed by the suite
+(:mod:`coffea_fastsim.validation.suite`); one function writes each section.
+
 The figures follow the reference study's Figs. 3-12 (distributions with DL/RECO ratios,
 residuals, the large-sample test, double ratios, 2D DL vs RECO), plus the correlation
 differences, the classifier ROC curves and the W1/sigma overview.
@@ -16,6 +19,7 @@ import numpy as np
 from coffea_fastsim.analysis.histograms import RESIDUAL_PREFIX
 from coffea_fastsim.analysis.observables import AUX_NAMES, FEATURE_NAMES, OBSERVABLE_NAMES
 from coffea_fastsim.processing.plotting import FORMATS
+from coffea_fastsim.validation.comparison import ComparisonSet
 from coffea_fastsim.validation.figures import (
     plot_classifier,
     plot_correlation_difference,
@@ -24,10 +28,13 @@ from coffea_fastsim.validation.figures import (
     plot_double_ratios,
     plot_w1_overview,
 )
-from coffea_fastsim.validation.metrics import Agreement
-from coffea_fastsim.validation.suite import ComparisonSet, ValidationResult
+from coffea_fastsim.validation.metrics import Agreement, chi2_per_ndf
+from coffea_fastsim.validation.suite import FloorExcess, ValidationResult
 
 __all__ = ["write_figures", "write_report"]
+
+#: Figure id -> (caption, path of the first format), in report order.
+Figures = dict[str, tuple[str, Path]]
 
 _RESIDUAL_FEATURES = [f"{RESIDUAL_PREFIX}{n}" for n in FEATURE_NAMES]
 _RESIDUAL_AUX = [f"{RESIDUAL_PREFIX}{n}" for n in AUX_NAMES]
@@ -35,7 +42,7 @@ _RESIDUAL_AUX = [f"{RESIDUAL_PREFIX}{n}" for n in AUX_NAMES]
 
 def write_figures(
     result: ValidationResult, directory: Path, formats: Sequence[str] = FORMATS
-) -> dict[str, tuple[str, Path]]:
+) -> Figures:
     """Draw every figure of the report into ``directory``.
 
     Returns:
@@ -144,7 +151,18 @@ def _format(value: float, digits: int = 4) -> str:
 
 
 def _chi2(chi2: float, ndf: int) -> str:
-    return "n/a" if ndf == 0 else f"{chi2 / ndf:.2f}"
+    return _format(chi2_per_ndf(chi2, ndf), 2)
+
+
+def _link(figures: Figures, key: str, base: Path) -> str:
+    return os.path.relpath(figures[key][1], base)
+
+
+def _images(figures: Figures, keys: Sequence[str], base: Path) -> list[str]:
+    lines = []
+    for key in keys:
+        lines += ["", f"![{key}]({_link(figures, key, base)})"]
+    return lines
 
 
 def _agreement_table(
@@ -170,55 +188,195 @@ def _agreement_table(
     return lines
 
 
-def _correlation_lines(correlations: dict[str, np.ndarray]) -> list[str]:
-    difference = correlations["dl"] - correlations["reco"]
-    lines = [f"- max |rho_DL - rho_RECO| = {np.nanmax(np.abs(difference)):.3f}"]
-    if "reco_prime" in correlations:
-        floor = correlations["reco_prime"] - correlations["reco"]
-        lines.append(f"- max |rho_RECO' - rho_RECO| = {np.nanmax(np.abs(floor)):.3f} (floor)")
-    upper = np.triu_indices(len(OBSERVABLE_NAMES), k=1)
-    order = np.argsort(-np.abs(difference[upper]))[:5]
-    pairs = ", ".join(
-        f"{OBSERVABLE_NAMES[upper[0][i]]}-{OBSERVABLE_NAMES[upper[1][i]]} "
-        f"({difference[upper][i]:+.3f})"
-        for i in order
-    )
+def _header(result: ValidationResult, command: str | None) -> list[str]:
+    config, metadata = result.config, result.model_metadata
+    n_train = metadata.get("n_events", {}).get("train", "unknown")
+    lines = ["# Validation of the surrogate", ""]
+    if command:
+        lines += ["Produced by:", "", "```bash", command, "```", ""]
+    return [
+        *lines,
+        "## Inputs",
+        "",
+        f"- test sample: `{config.test_sample}`, {len(result.sample)} events with a valid RECO "
+        "match" + (" in both RECO and RECO'" if result.floor is not None else ""),
+        f"- RECO' (same GEN events, independent detector seed): `{config.reco_prime}`"
+        if config.reco_prime is not None
+        else "- RECO': none (no floor)",
+        f"- nominal model: `{result.ensemble.nominal}` (trained on {n_train} events, "
+        f"seed {metadata.get('training_config', {}).get('seed', '?')}, best epoch "
+        f"{metadata.get('best_epoch', '?')})",
+        f"- ensemble for the band: {len(result.ensemble.members)} model(s): "
+        + ", ".join(f"`{p.name}`" for p in result.ensemble.members),
+        f"- DL noise seed {config.seed}: DL is `SurrogateEngine.predict`, as in the processor",
+        "",
+    ]
+
+
+def _summary_lines(result: ValidationResult) -> list[str]:
+    lines = ["```", result.model_summary.line("model (DL vs RECO)")]
+    floor_summary = result.floor_summary
+    if floor_summary is not None:
+        lines.append(floor_summary.line("floor (RECO' vs RECO)"))
+    return [*lines, "```"]
+
+
+def _summary(result: ValidationResult, figures: Figures, base: Path) -> list[str]:
+    return [
+        "## Summary",
+        "",
+        *_summary_lines(result),
+        "",
+        "W1/sigma is over the 20 observables (9 features, 11 auxiliary). "
+        "AUC 0.5 means the classifier cannot tell the samples apart.",
+        "",
+        "## Figures",
+        "",
+        *(f"- [{caption}]({os.path.relpath(path, base)})" for caption, path in figures.values()),
+    ]
+
+
+def _distributions(result: ValidationResult, figures: Figures, base: Path) -> list[str]:
+    return [
+        "",
+        "## 1. One-dimensional agreement",
+        "",
+        "W1/sigma: Wasserstein-1 distance / std(RECO); KS: two-sample Kolmogorov-Smirnov "
+        "statistic; chi2/ndf of the unit-normalized histograms (processor binning) with the "
+        "statistical errors of both and, in the last DL column, the ensemble band in "
+        "quadrature. The RECO' columns are the floor: what an exact simulation of the same "
+        "events achieves.",
+        "",
+        *_agreement_table(result.model, result.floor, "observables", ""),
+        "",
+        f"![features]({_link(figures, 'fig03_features', base)})",
+        "",
+        f"![auxiliary]({_link(figures, 'fig04_auxiliary', base)})",
+        "",
+    ]
+
+
+def _residuals(result: ValidationResult, figures: Figures, base: Path) -> list[str]:
+    return [
+        "## 2. Relative residuals (x - x_GEN)/x_GEN",
+        "",
+        "Residuals are clipped to the histogram range [-1, 1] before W1 and KS, so that events "
+        "with x_GEN near 0 (px, py, phi) count at the edge instead of dominating; W1 is divided "
+        "by the standard deviation of both residual samples together, because the RECO "
+        "residual of a coordinate the detector measures almost exactly has nearly zero spread.",
+        "",
+        *_agreement_table(result.model, result.floor, "residuals", RESIDUAL_PREFIX),
+        *_images(figures, ("fig05_residuals_features", "fig06_residuals_auxiliary"), base),
+    ]
+
+
+def _classifier(result: ValidationResult, figures: Figures, base: Path) -> list[str]:
+    classifier = result.model_classifier
+    lines = [
+        "",
+        "## 3. Classifier two-sample test",
+        "",
+        "A HistGradientBoosting classifier separates DL (label 1) from RECO (label 0) of the "
+        "same events from [GEN features, output features, auxiliary observables]; it is "
+        f"trained on {classifier.n_train} events and evaluated on the other {classifier.n_test} "
+        "(both rows of an event in the same half). The error is the bootstrap spread over "
+        "test events. Because GEN is an input, this tests p(output | GEN).",
+        "",
+        "| comparison | ROC AUC |",
+        "|---|---|",
+        f"| DL vs RECO | {classifier.auc:.3f} ± {classifier.auc_error:.3f} |",
+    ]
+    if result.floor_classifier is not None:
+        fc = result.floor_classifier
+        lines.append(f"| RECO' vs RECO (floor) | {fc.auc:.3f} ± {fc.auc_error:.3f} |")
+    return [*lines, "", f"![roc]({_link(figures, 'classifier_roc', base)})", ""]
+
+
+def _correlations(result: ValidationResult, figures: Figures, base: Path) -> list[str]:
+    summary = result.correlation_summary
+    lines = ["## 4. Correlations", ""]
+    lines.append(f"- max |rho_DL - rho_RECO| = {summary.max_difference:.3f}")
+    if summary.floor_max_difference is not None:
+        lines.append(f"- max |rho_RECO' - rho_RECO| = {summary.floor_max_difference:.3f} (floor)")
+    pairs = ", ".join(f"{a}-{b} ({value:+.3f})" for a, b, value in summary.largest)
     lines.append(f"- largest differences DL - RECO: {pairs}")
-    return lines
+    keys = ("correlation_difference", "fig10_dl_vs_reco_features", "fig11_dl_vs_reco_auxiliary")
+    return [*lines, *_images(figures, keys, base)]
 
 
-def _furthest_from_floor(result: ValidationResult, count: int = 3) -> list[str]:
-    model, floor = result.model, result.floor
-    reference = floor if floor is not None else None
-    excess = {
-        name: model.observables[name].w1_over_sigma
-        - (reference.observables[name].w1_over_sigma if reference is not None else 0.0)
-        for name in OBSERVABLE_NAMES
-    }
-    lines = []
-    for name in sorted(excess, key=excess.__getitem__, reverse=True)[:count]:
-        residual = model.residuals[name].w1_over_sigma
-        residual_floor = (
-            f" (floor {reference.residuals[name].w1_over_sigma:.4f})"
-            if reference is not None
-            else ""
-        )
-        floor_w1 = (
-            f" vs {reference.observables[name].w1_over_sigma:.4f} for RECO'"
-            if reference is not None
-            else ""
-        )
-        lines.append(
-            f"- **{name}**: W1/sigma {model.observables[name].w1_over_sigma:.4f}{floor_w1}; "
-            f"its relative residual has W1/sigma {residual:.4f}{residual_floor}, "
-            + (
-                "so the event-by-event response (resolution or bias given GEN) is mismodelled."
-                if reference is None or residual > 2 * reference.residuals[name].w1_over_sigma
-                else "while its residual is close to the floor: the distribution differs more than "
-                "the response, a sign of the GEN-dependence of the bias or of the tails."
-            )
-        )
-    return lines
+def _band(result: ValidationResult) -> list[str]:
+    lines = ["", "## 5. Systematic band", ""]
+    if result.band is None:
+        return [*lines, "One model only: no band (train with `--ensemble K` for one)."]
+    return [
+        *lines,
+        f"{len(result.ensemble.members)} models trained with different seeds; the band is the "
+        "bin-by-bin standard deviation of their unit-normalized DL histograms, drawn as the "
+        "shaded area and added in quadrature to the DL statistical error (figures and chi2 "
+        "above). Median relative band per observable: "
+        + ", ".join(f"{name} {100 * value:.1f}%" for name, value in result.band.items())
+        + ".",
+    ]
+
+
+def _scaling(result: ValidationResult, figures: Figures, base: Path) -> list[str]:
+    lines = ["", "## 6. Scaling", ""]
+    scaling = result.scaling
+    if scaling is None:
+        return [*lines, "No large sample given (`--large-test`): no scaling test."]
+    chi2, ndf = scaling.flatness
+    ratio = scaling.size_ratio
+    factor = f", {ratio:.1f} times the training sample" if ratio is not None else ""
+    lines += [
+        f"Large sample `{result.config.large_test}`: {scaling.n_events} events{factor}. Double "
+        "ratio (DL/RECO)_large / (DL/RECO)_test per bin; flatness chi2/ndf around its weighted "
+        f"mean (all 20 observables): {chi2:.1f}/{ndf} = {chi2 / max(ndf, 1):.2f}.",
+        "",
+        "| observable | W1/sigma DL (large) | flatness chi2/ndf |",
+        "|---|---|---|",
+    ]
+    for name in OBSERVABLE_NAMES:
+        _, _, c, n = scaling.double_ratios[name]
+        w1 = scaling.comparison.observables[name].w1_over_sigma
+        lines.append(f"| {name} | {w1:.4f} | {_chi2(c, n)} |")
+    keys = (
+        "fig07_large_features",
+        "fig08_large_auxiliary",
+        "fig09_double_ratios",
+        "fig12_large_residuals",
+    )
+    return [*lines, *_images(figures, keys, base)]
+
+
+def _excess_line(row: FloorExcess) -> str:
+    floor_w1 = f" vs {row.floor_w1:.4f} for RECO'" if row.floor_w1 is not None else ""
+    residual_floor = (
+        f" (floor {row.residual_floor_w1:.4f})" if row.residual_floor_w1 is not None else ""
+    )
+    verdict = (
+        "so the event-by-event response (resolution or bias given GEN) is mismodelled."
+        if row.response_mismodelled
+        else "while its residual is close to the floor: the distribution differs more than "
+        "the response, a sign of the GEN-dependence of the bias or of the tails."
+    )
+    return (
+        f"- **{row.name}**: W1/sigma {row.w1:.4f}{floor_w1}; its relative residual has "
+        f"W1/sigma {row.residual_w1:.4f}{residual_floor}, {verdict}"
+    )
+
+
+def _closing(result: ValidationResult) -> list[str]:
+    return [
+        "",
+        "## Closing note",
+        "",
+        *_summary_lines(result),
+        "",
+        "Observables furthest from the floor (largest W1/sigma excess over RECO'):",
+        "",
+        *(_excess_line(row) for row in result.furthest),
+        "",
+    ]
 
 
 def write_report(
@@ -245,166 +403,20 @@ def write_report(
         Path(figures_dir) if figures_dir is not None else output.parent / "figures" / "validation"
     )
     figures = write_figures(result, figures_dir, formats)
-    config, sample = result.config, result.sample
-    metadata = result.model_metadata
-    n_train = metadata.get("n_events", {}).get("train", "unknown")
-    floor = result.floor
-    lines = ["# Validation of the surrogate", ""]
-    if command:
-        lines += ["Produced by:", "", "```bash", command, "```", ""]
-    lines += [
-        "## Inputs",
-        "",
-        f"- test sample: `{config.test_sample}`, {len(sample)} events with a valid RECO match"
-        + (" in both RECO and RECO'" if floor is not None else ""),
-        f"- RECO' (same GEN events, independent detector seed): `{config.reco_prime}`"
-        if config.reco_prime is not None
-        else "- RECO': none (no floor)",
-        f"- nominal model: `{result.ensemble.nominal}` (trained on {n_train} events, "
-        f"seed {metadata.get('training_config', {}).get('seed', '?')}, best epoch "
-        f"{metadata.get('best_epoch', '?')})",
-        f"- ensemble for the band: {len(result.ensemble.members)} model(s): "
-        + ", ".join(f"`{p.name}`" for p in result.ensemble.members),
-        f"- DL noise seed {config.seed}: DL is `SurrogateEngine.predict`, as in the processor",
-        "",
-        "## Summary",
-        "",
-        "```",
-        result.model_summary.line("model (DL vs RECO)"),
+    base = output.parent
+    lines = [
+        *_header(result, command),
+        *_summary(result, figures, base),
+        *_distributions(result, figures, base),
+        *_residuals(result, figures, base),
+        *_classifier(result, figures, base),
+        *_correlations(result, figures, base),
+        *_band(result),
+        *_scaling(result, figures, base),
+        *_closing(result),
     ]
-    floor_summary = result.floor_summary
-    if floor_summary is not None:
-        lines.append(floor_summary.line("floor (RECO' vs RECO)"))
-    lines += [
-        "```",
-        "",
-        "W1/sigma is over the 20 observables (9 features, 11 auxiliary). "
-        "AUC 0.5 means the classifier cannot tell the samples apart.",
-        "",
-    ]
-    lines += ["## Figures", ""]
-    lines += [
-        f"- [{caption}]({os.path.relpath(path, output.parent)})"
-        for caption, path in figures.values()
-    ]
-    lines += ["", "## 1. One-dimensional agreement", ""]
-    lines += [
-        "W1/sigma: Wasserstein-1 distance / std(RECO); KS: two-sample Kolmogorov-Smirnov "
-        "statistic; chi2/ndf of the unit-normalized histograms (processor binning) with the "
-        "statistical errors of both and, in the last DL column, the ensemble band in "
-        "quadrature. The RECO' columns are the floor: what an exact simulation of the same "
-        "events achieves.",
-        "",
-    ]
-    lines += _agreement_table(result.model, floor, "observables", "")
-    lines += [
-        "",
-        f"![features]({os.path.relpath(figures['fig03_features'][1], output.parent)})",
-        "",
-    ]
-    lines += [f"![auxiliary]({os.path.relpath(figures['fig04_auxiliary'][1], output.parent)})", ""]
-    lines += ["## 2. Relative residuals (x - x_GEN)/x_GEN", ""]
-    lines += [
-        "Residuals are clipped to the histogram range [-1, 1] before W1 and KS, so that events "
-        "with x_GEN near 0 (px, py, phi) count at the edge instead of dominating; W1 is divided "
-        "by the standard deviation of both residual samples together, because the RECO "
-        "residual of a coordinate the detector measures almost exactly has nearly zero spread.",
-        "",
-    ]
-    lines += _agreement_table(result.model, floor, "residuals", RESIDUAL_PREFIX)
-    for key in ("fig05_residuals_features", "fig06_residuals_auxiliary"):
-        lines += ["", f"![{key}]({os.path.relpath(figures[key][1], output.parent)})"]
-    lines += ["", "## 3. Classifier two-sample test", ""]
-    classifier = result.model_classifier
-    lines += [
-        "A HistGradientBoosting classifier separates DL (label 1) from RECO (label 0) of the "
-        "same events from [GEN features, output features, auxiliary observables]; it is "
-        f"trained on {classifier.n_train} events and evaluated on the other {classifier.n_test} "
-        "(both rows of an event in the same half). The error is the bootstrap spread over "
-        "test events. Because GEN is an input, this tests p(output | GEN).",
-        "",
-        "| comparison | ROC AUC |",
-        "|---|---|",
-        f"| DL vs RECO | {classifier.auc:.3f} ± {classifier.auc_error:.3f} |",
-    ]
-    if result.floor_classifier is not None:
-        fc = result.floor_classifier
-        lines.append(f"| RECO' vs RECO (floor) | {fc.auc:.3f} ± {fc.auc_error:.3f} |")
-    lines += ["", f"![roc]({os.path.relpath(figures['classifier_roc'][1], output.parent)})", ""]
-    lines += ["## 4. Correlations", ""]
-    lines += _correlation_lines(result.correlations)
-    for key in (
-        "correlation_difference",
-        "fig10_dl_vs_reco_features",
-        "fig11_dl_vs_reco_auxiliary",
-    ):
-        lines += ["", f"![{key}]({os.path.relpath(figures[key][1], output.parent)})"]
-    lines += ["", "## 5. Systematic band", ""]
-    n_members = len(result.ensemble.members)
-    if n_members >= 2:
-        relative = {
-            name: np.nanmedian(
-                np.where(
-                    result.model.histograms[name]["dl", :].values() > 0,
-                    result.model.band[name]
-                    / np.maximum(result.model.histograms[name]["dl", :].values(), 1)
-                    * result.model.histograms[name]["dl", :].sum(),
-                    np.nan,
-                )
-            )
-            for name in OBSERVABLE_NAMES
-        }
-        lines += [
-            f"{n_members} models trained with different seeds; the band is the bin-by-bin "
-            "standard deviation of their unit-normalized DL histograms, drawn as the shaded area "
-            "and added in quadrature to the DL statistical error (figures and chi2 above). Median "
-            "relative band per observable: "
-            + ", ".join(f"{name} {100 * value:.1f}%" for name, value in relative.items())
-            + ".",
-        ]
-    else:
-        lines.append("One model only: no band (train with `--ensemble K` for one).")
-    lines += ["", "## 6. Scaling", ""]
-    scaling = result.scaling
-    if scaling is None:
-        lines.append("No large sample given (`--large-test`): no scaling test.")
-    else:
-        chi2, ndf = scaling.flatness
-        factor = (
-            f", {scaling.n_events / scaling.n_training_events:.1f} times the training sample"
-            if scaling.n_training_events
-            else ""
-        )
-        lines += [
-            f"Large sample `{config.large_test}`: {scaling.n_events} events{factor}. Double ratio "
-            "(DL/RECO)_large / (DL/RECO)_test per bin; flatness chi2/ndf around its weighted mean "
-            f"(all 20 observables): {chi2:.1f}/{ndf} = {chi2 / max(ndf, 1):.2f}.",
-            "",
-            "| observable | W1/sigma DL (large) | flatness chi2/ndf |",
-            "|---|---|---|",
-        ]
-        for name in OBSERVABLE_NAMES:
-            _, _, c, n = scaling.double_ratios[name]
-            w1 = scaling.comparison.observables[name].w1_over_sigma
-            lines.append(f"| {name} | {w1:.4f} | {_chi2(c, n)} |")
-        for key in (
-            "fig07_large_features",
-            "fig08_large_auxiliary",
-            "fig09_double_ratios",
-            "fig12_large_residuals",
-        ):
-            lines += ["", f"![{key}]({os.path.relpath(figures[key][1], output.parent)})"]
-    lines += ["", "## Closing note", "", "```", result.model_summary.line("model (DL vs RECO)")]
-    if floor_summary is not None:
-        lines.append(floor_summary.line("floor (RECO' vs RECO)"))
-    lines += [
-        "```",
-        "",
-        "Observables furthest from the floor (largest W1/sigma excess over RECO'):",
-        "",
-    ]
-    lines += _furthest_from_floor(result)
-    lines.append("")
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("\n".join(lines))
+    temporary = output.with_name(f".{output.name}.tmp")
+    temporary.write_text("\n".join(lines))
+    temporary.replace(output)
     return output

@@ -11,47 +11,41 @@ the same events) and a model (optionally an ensemble of models trained with othe
 6. optionally, the double ratio of a test sample five times larger than the training sample.
 
 Every comparison of the model (DL vs RECO) is made the same way for the floor (RECO' vs
-RECO). Histograms are those of :mod:`coffea_fastsim.analysis.histograms` (the processor's), filled
-with the processor's fill functions; DL is :meth:`SurrogateEngine.predict`, as in the
-processor. Only events with a valid RECO (and RECO') match enter, so every sample describes
-the same GEN events.
+RECO). The matched events and DL come from :mod:`coffea_fastsim.validation.samples`, the
+comparisons from :mod:`coffea_fastsim.validation.comparison`; this module runs them and
+derives every number the report shows, so that the report only formats.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import hist
 import numpy as np
 
-from coffea_fastsim.analysis.features import EventFeatures, observables_of
-from coffea_fastsim.analysis.histograms import (
-    RESIDUAL_PREFIX,
-    fill_observables,
-    fill_residuals,
-    make_histograms,
-    relative_residual,
-)
-from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES, RESIDUAL_BINNING
-from coffea_fastsim.analysis.reading import InputFileError, read_features
-from coffea_fastsim.surrogate.ensemble import Ensemble, ensemble_band, resolve_ensemble
+from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
+from coffea_fastsim.analysis.table import ObservableTable
+from coffea_fastsim.surrogate.ensemble import Ensemble, resolve_ensemble
 from coffea_fastsim.surrogate.inference import SurrogateEngine
 from coffea_fastsim.validation.classifier import ClassifierResult, classifier_two_sample_test
-from coffea_fastsim.validation.metrics import Agreement, agreement, histogram_chi2
+from coffea_fastsim.validation.comparison import (
+    HISTOGRAM_KEYS,
+    ComparisonSet,
+    ScalingResult,
+    compare,
+    correlation_matrix,
+    double_ratio,
+)
+from coffea_fastsim.validation.samples import MatchedSample, load_matched
 
 __all__ = [
-    "ComparisonSet",
-    "MatchedSample",
-    "ScalingResult",
+    "CorrelationSummary",
+    "FloorExcess",
     "Summary",
     "ValidationConfig",
     "ValidationResult",
-    "compare",
-    "double_ratio",
-    "match_reco_prime",
-    "predict_members",
+    "furthest_from_floor",
+    "median_relative_band",
     "run_validation",
 ]
 
@@ -80,295 +74,6 @@ class ValidationConfig:
     large_test: Path | None = None
     seed: int = 0
     n_bootstrap: int = 200
-
-
-@dataclass(frozen=True)
-class MatchedSample:
-    """Events with a valid RECO (and RECO') match, all arrays row-aligned.
-
-    Arguments:
-        gen, reco: features, shape (n, 9), float64.
-        dl: DL features of the nominal model, shape (n, 9), float64.
-        dl_members: DL features of each ensemble member, shape (k, n, 9), float64.
-        reco_prime: RECO' features, shape (n, 9), or None.
-        run, luminosity_block, event: event identity, shape (n,).
-    """
-
-    gen: np.ndarray
-    reco: np.ndarray
-    dl: np.ndarray
-    dl_members: np.ndarray
-    reco_prime: np.ndarray | None
-    run: np.ndarray
-    luminosity_block: np.ndarray
-    event: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.gen)
-
-
-def _event_keys(features: EventFeatures) -> np.ndarray:
-    keys = np.empty(len(features), dtype=[("run", "u8"), ("lumi", "u8"), ("event", "u8")])
-    keys["run"], keys["lumi"], keys["event"] = (
-        features.run,
-        features.luminosity_block,
-        features.event,
-    )
-    return keys
-
-
-def match_reco_prime(
-    features: EventFeatures, prime: EventFeatures, prime_path: str | os.PathLike[str] = "RECO'"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of the events valid in both samples, matched by (run, lumi, event).
-
-    Returns:
-        (rows of ``features``, rows of ``prime``), each shape (n,), in ``features`` order.
-
-    Raises:
-        InputFileError: no common valid event, or a matched event whose GEN features differ
-            (the files do not hold the same generated events).
-    """
-    keys, prime_keys = _event_keys(features), _event_keys(prime)
-    valid = features.reco_valid
-    prime_valid = prime.reco_valid
-    _, rows, prime_rows = np.intersect1d(keys, prime_keys, assume_unique=True, return_indices=True)
-    both = valid[rows] & prime_valid[prime_rows]
-    rows, prime_rows = rows[both], prime_rows[both]
-    order = np.argsort(rows)
-    rows, prime_rows = rows[order], prime_rows[order]
-    if len(rows) == 0:
-        raise InputFileError(f"{prime_path}: no event (run, luminosityBlock, event) in common")
-    if not np.allclose(features.gen[rows], prime.gen[prime_rows], rtol=1e-6, atol=1e-6):
-        raise InputFileError(
-            f"{prime_path}: the GEN features of matched events differ; RECO' must come from "
-            "the same generated events"
-        )
-    return rows, prime_rows
-
-
-def predict_members(
-    members: tuple[Path, ...], features: EventFeatures, rows: np.ndarray, seed: int
-) -> np.ndarray:
-    """DL features of ``features[rows]`` from each model, shape (k, n, 9), float64."""
-    predictions: dict[Path, np.ndarray] = {}
-    for path in members:
-        if path not in predictions:
-            engine = SurrogateEngine(path, seed=seed)
-            predictions[path] = engine.predict(
-                features.gen[rows],
-                features.run[rows],
-                features.luminosity_block[rows],
-                features.event[rows],
-            ).astype(np.float64)
-    return np.stack([predictions[path] for path in members])
-
-
-def load_matched(
-    path: Path, ensemble: Ensemble, seed: int, reco_prime: Path | None = None
-) -> MatchedSample:
-    """Read a test file (and its RECO' twin), keep valid events, predict DL."""
-    features = read_features(path)
-    if not features.has_reco:
-        raise InputFileError(f"{path} has no RECO collections (Muon, Jet, MET): cannot validate")
-    prime_features = None
-    if reco_prime is None:
-        rows = np.flatnonzero(features.reco_valid)
-    else:
-        prime = read_features(reco_prime)
-        if not prime.has_reco:
-            raise InputFileError(f"{reco_prime} has no RECO collections (Muon, Jet, MET)")
-        rows, prime_rows = match_reco_prime(features, prime, reco_prime)
-        prime_features = prime.reco[prime_rows]  # type: ignore[index]
-    if len(rows) < 20:
-        raise InputFileError(f"{path}: only {len(rows)} events with a valid RECO match")
-    members = predict_members((ensemble.nominal, *ensemble.members), features, rows, seed)
-    return MatchedSample(
-        gen=features.gen[rows],
-        reco=features.reco[rows],  # type: ignore[index]
-        dl=members[0],
-        dl_members=members[1:],
-        reco_prime=prime_features,
-        run=features.run[rows],
-        luminosity_block=features.luminosity_block[rows],
-        event=features.event[rows],
-    )
-
-
-def fill(gen: np.ndarray, candidate: np.ndarray | None, reco: np.ndarray) -> dict[str, hist.Hist]:
-    """The processor's histograms with GEN, the candidate (in the "dl" category) and RECO.
-
-    Arguments:
-        gen, candidate, reco: features of the same events, shape (n, 9); candidate None
-            leaves the "dl" category empty.
-    """
-    histograms = make_histograms()
-    gen_observables = observables_of(gen)
-    fill_observables(histograms, "gen", gen_observables)
-    for sample, features in (("dl", candidate), ("reco", reco)):
-        if features is not None:
-            observables = observables_of(features)
-            fill_observables(histograms, sample, observables)
-            fill_residuals(histograms, sample, observables, gen_observables)
-    return histograms
-
-
-def _counts(histograms: dict[str, hist.Hist], key: str, sample: str) -> np.ndarray:
-    return histograms[key][sample, :].values()
-
-
-def _clipped_residuals(features: np.ndarray, gen: np.ndarray) -> dict[str, np.ndarray]:
-    """Relative residuals, clipped to the residual histogram range so that events with
-    x_GEN near 0 (px, py, phi ...) count at the edge instead of dominating W1 and sigma.
-    Their W1 is divided by the pooled sigma of both samples: the RECO residual of a
-    coordinate measured almost exactly (muon eta, phi) has nearly zero spread."""
-    _, low, high = RESIDUAL_BINNING
-    observables, gen_observables = observables_of(features), observables_of(gen)
-    return {
-        name: np.clip(relative_residual(observables[name], gen_observables[name]), low, high)
-        for name in OBSERVABLE_NAMES
-    }
-
-
-@dataclass(frozen=True)
-class ComparisonSet:
-    """A candidate (DL or RECO') compared with RECO on the same events.
-
-    Arguments:
-        histograms: the processor's histograms; the candidate is in the "dl" category.
-        band: per histogram key, the ensemble spread of the candidate's unit-normalized
-            bins, shape (n_bins,) (zeros without an ensemble).
-        observables: per observable name, the agreement of the distributions.
-        residuals: per observable name, the agreement of the relative residuals.
-        chi2_stat: per histogram key, (chi2, ndf) with statistical errors only.
-    """
-
-    histograms: dict[str, hist.Hist]
-    band: dict[str, np.ndarray]
-    observables: dict[str, Agreement]
-    residuals: dict[str, Agreement]
-    chi2_stat: dict[str, tuple[float, int]]
-
-
-def compare(
-    gen: np.ndarray,
-    candidate: np.ndarray,
-    reco: np.ndarray,
-    candidate_members: np.ndarray | None = None,
-) -> ComparisonSet:
-    """Agreement of a candidate with RECO for every observable and residual.
-
-    Arguments:
-        gen, candidate, reco: features of the same events, shape (n, 9).
-        candidate_members: the candidate from each ensemble member, shape (k, n, 9); its
-            bin-by-bin spread is the band, added to the chi2. None or k < 2: no band.
-    """
-    histograms = fill(gen, candidate, reco)
-    keys = [*OBSERVABLE_NAMES, *(f"{RESIDUAL_PREFIX}{name}" for name in OBSERVABLE_NAMES)]
-    members = [] if candidate_members is None else list(candidate_members)
-    member_histograms = [fill(gen, member, reco) for member in members]
-    band = {
-        key: ensemble_band(
-            np.array([_counts(h, key, "dl") for h in member_histograms], dtype=np.float64).reshape(
-                len(member_histograms), histograms[key].axes[1].size
-            )
-        )
-        for key in keys
-    }
-    values, reco_values = observables_of(candidate), observables_of(reco)
-    residuals, reco_residuals = _clipped_residuals(candidate, gen), _clipped_residuals(reco, gen)
-    observable_agreement, residual_agreement = {}, {}
-    for name in OBSERVABLE_NAMES:
-        residual_key = f"{RESIDUAL_PREFIX}{name}"
-        observable_agreement[name] = agreement(
-            values[name],
-            reco_values[name],
-            _counts(histograms, name, "dl"),
-            _counts(histograms, name, "reco"),
-            band[name],
-        )
-        residual_agreement[name] = agreement(
-            residuals[name],
-            reco_residuals[name],
-            _counts(histograms, residual_key, "dl"),
-            _counts(histograms, residual_key, "reco"),
-            band[residual_key],
-            pooled=True,
-        )
-    chi2_stat = {
-        key: histogram_chi2(_counts(histograms, key, "dl"), _counts(histograms, key, "reco"))
-        for key in keys
-    }
-    return ComparisonSet(histograms, band, observable_agreement, residual_agreement, chi2_stat)
-
-
-def correlation_matrix(features: np.ndarray) -> np.ndarray:
-    """Pearson correlations of the observables, shape (20, 20), order of OBSERVABLE_NAMES."""
-    observables = observables_of(features)
-    columns = np.column_stack([observables[name] for name in OBSERVABLE_NAMES])
-    columns = columns[np.isfinite(columns).all(axis=1)]
-    return np.corrcoef(columns, rowvar=False)
-
-
-def double_ratio(
-    large: dict[str, hist.Hist], small: dict[str, hist.Hist], key: str
-) -> tuple[np.ndarray, np.ndarray, float, int]:
-    """(DL/RECO)_large / (DL/RECO)_small per bin, its error, and its flatness chi2 and ndf.
-
-    Each histogram is unit-normalized; the error combines the Poisson errors of the four
-    histograms. The flatness chi2 is taken around the error-weighted mean of the bins where
-    all four histograms are filled; ndf = those bins - 1.
-
-    Returns:
-        (ratio, error) of shape (n_bins,) (nan in unfilled bins), chi2, ndf.
-    """
-    parts = [
-        _counts(large, key, "dl"),
-        _counts(large, key, "reco"),
-        _counts(small, key, "dl"),
-        _counts(small, key, "reco"),
-    ]
-    filled = np.all([p > 0 for p in parts], axis=0)
-    ratio = np.full(filled.shape, np.nan)
-    error = np.full(filled.shape, np.nan)
-    fractions = [p[filled] / p.sum() for p in parts]
-    ratio[filled] = (fractions[0] / fractions[1]) / (fractions[2] / fractions[3])
-    error[filled] = ratio[filled] * np.sqrt(sum(1.0 / p[filled] for p in parts))
-    ndf = int(filled.sum()) - 1
-    if ndf < 1:
-        return ratio, error, float("nan"), 0
-    weights = 1.0 / error[filled] ** 2
-    mean = np.sum(weights * ratio[filled]) / weights.sum()
-    chi2 = float(np.sum(weights * (ratio[filled] - mean) ** 2))
-    return ratio, error, chi2, ndf
-
-
-@dataclass(frozen=True)
-class ScalingResult:
-    """The scaling test: the model applied to a sample larger than its training sample.
-
-    Arguments:
-        comparison: DL vs RECO on the large sample.
-        double_ratios: per histogram key, (ratio, error, chi2, ndf) of :func:`double_ratio`.
-        n_events: matched events of the large sample.
-        n_training_events: training events of the nominal model (from its metadata), or None.
-    """
-
-    comparison: ComparisonSet
-    double_ratios: dict[str, tuple[np.ndarray, np.ndarray, float, int]]
-    n_events: int
-    n_training_events: int | None
-
-    @property
-    def flatness(self) -> tuple[float, int]:
-        """Total (chi2, ndf) of the double ratios of the 20 observables."""
-        chi2 = sum(
-            self.double_ratios[name][2]
-            for name in OBSERVABLE_NAMES
-            if self.double_ratios[name][3] > 0
-        )
-        ndf = sum(self.double_ratios[name][3] for name in OBSERVABLE_NAMES)
-        return float(chi2), int(ndf)
 
 
 @dataclass(frozen=True)
@@ -404,6 +109,106 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class CorrelationSummary:
+    """How far the correlations of DL (and RECO') are from those of RECO.
+
+    Arguments:
+        max_difference: max |rho_DL - rho_RECO| over the observable pairs.
+        floor_max_difference: max |rho_RECO' - rho_RECO|, or None without RECO'.
+        largest: the pairs with the largest |rho_DL - rho_RECO|, as (name, name,
+            rho_DL - rho_RECO), largest first.
+    """
+
+    max_difference: float
+    floor_max_difference: float | None
+    largest: tuple[tuple[str, str, float], ...]
+
+    @classmethod
+    def of(cls, correlations: dict[str, np.ndarray], count: int = 5) -> CorrelationSummary:
+        """Summary of the matrices of :func:`correlation_matrix` ("reco", "dl", "reco_prime")."""
+        difference = correlations["dl"] - correlations["reco"]
+        floor = None
+        if "reco_prime" in correlations:
+            floor_difference = correlations["reco_prime"] - correlations["reco"]
+            floor = float(np.nanmax(np.abs(floor_difference)))
+        upper = np.triu_indices(len(OBSERVABLE_NAMES), k=1)
+        order = np.argsort(-np.abs(difference[upper]))[:count]
+        largest = tuple(
+            (
+                OBSERVABLE_NAMES[upper[0][i]],
+                OBSERVABLE_NAMES[upper[1][i]],
+                float(difference[upper][i]),
+            )
+            for i in order
+        )
+        return cls(float(np.nanmax(np.abs(difference))), floor, largest)
+
+
+@dataclass(frozen=True)
+class FloorExcess:
+    """An observable whose DL agreement is far from the RECO' floor.
+
+    Arguments:
+        name: the observable.
+        w1: W1/sigma of DL vs RECO; floor_w1: of RECO' vs RECO (None without RECO').
+        residual_w1: W1/sigma of the relative residual, DL vs RECO; residual_floor_w1: of
+            RECO' vs RECO (None without RECO').
+        response_mismodelled: the residual is more than twice its floor (or there is no
+            floor): the event-by-event response is mismodelled, not only the distribution.
+    """
+
+    name: str
+    w1: float
+    floor_w1: float | None
+    residual_w1: float
+    residual_floor_w1: float | None
+    response_mismodelled: bool
+
+
+def furthest_from_floor(
+    model: ComparisonSet, floor: ComparisonSet | None, count: int = 3
+) -> tuple[FloorExcess, ...]:
+    """The ``count`` observables with the largest W1/sigma excess of DL over RECO'."""
+    excess = {
+        name: model.observables[name].w1_over_sigma
+        - (floor.observables[name].w1_over_sigma if floor is not None else 0.0)
+        for name in OBSERVABLE_NAMES
+    }
+    rows = []
+    for name in sorted(excess, key=excess.__getitem__, reverse=True)[:count]:
+        residual = model.residuals[name].w1_over_sigma
+        floor_w1 = residual_floor = None
+        if floor is not None:
+            floor_w1 = floor.observables[name].w1_over_sigma
+            residual_floor = floor.residuals[name].w1_over_sigma
+        rows.append(
+            FloorExcess(
+                name=name,
+                w1=model.observables[name].w1_over_sigma,
+                floor_w1=floor_w1,
+                residual_w1=residual,
+                residual_floor_w1=residual_floor,
+                response_mismodelled=residual_floor is None or residual > 2 * residual_floor,
+            )
+        )
+    return tuple(rows)
+
+
+def median_relative_band(model: ComparisonSet) -> dict[str, float]:
+    """Per observable, the median over filled bins of the band relative to the DL fraction."""
+    relative = {}
+    for name in OBSERVABLE_NAMES:
+        dl = model.histograms[name]["dl", :]
+        values = dl.values()
+        relative[name] = float(
+            np.nanmedian(
+                np.where(values > 0, model.band[name] / np.maximum(values, 1) * dl.sum(), np.nan)
+            )
+        )
+    return relative
+
+
+@dataclass(frozen=True)
 class ValidationResult:
     """Everything the report shows.
 
@@ -415,6 +220,10 @@ class ValidationResult:
         floor: RECO' vs RECO, or None without RECO'.
         model_classifier, floor_classifier: the classifier two-sample tests.
         correlations: "reco", "dl" and, with RECO', "reco_prime" correlation matrices.
+        correlation_summary: what the report says of them.
+        band: per observable, the median relative ensemble band; None with fewer than
+            two members.
+        furthest: the observables furthest from the floor.
         scaling: the scaling test, or None without a large sample.
         model_metadata: metadata of the nominal model file.
     """
@@ -427,6 +236,9 @@ class ValidationResult:
     model_classifier: ClassifierResult
     floor_classifier: ClassifierResult | None
     correlations: dict[str, np.ndarray]
+    correlation_summary: CorrelationSummary
+    band: dict[str, float] | None
+    furthest: tuple[FloorExcess, ...]
     scaling: ScalingResult | None
     model_metadata: dict
 
@@ -448,15 +260,23 @@ def _scaling(
 ) -> ScalingResult:
     large = load_matched(config.large_test, ensemble, config.seed)  # type: ignore[arg-type]
     comparison = compare(large.gen, large.dl, large.reco, large.dl_members)
-    keys = [*OBSERVABLE_NAMES, *(f"{RESIDUAL_PREFIX}{name}" for name in OBSERVABLE_NAMES)]
     n_training = metadata.get("n_events", {}).get("train")
     return ScalingResult(
         comparison=comparison,
         double_ratios={
-            key: double_ratio(comparison.histograms, small.histograms, key) for key in keys
+            key: double_ratio(comparison.histograms, small.histograms, key)
+            for key in HISTOGRAM_KEYS
         },
         n_events=len(large),
         n_training_events=int(n_training) if n_training is not None else None,
+    )
+
+
+def _classifier(
+    sample: MatchedSample, candidate: ObservableTable, config: ValidationConfig
+) -> ClassifierResult:
+    return classifier_two_sample_test(
+        sample.gen, candidate, sample.reco, seed=config.seed, n_bootstrap=config.n_bootstrap
     )
 
 
@@ -467,20 +287,12 @@ def run_validation(config: ValidationConfig) -> ValidationResult:
         ensemble = Ensemble(ensemble.nominal, resolve_ensemble(config.ensemble).members)
     sample = load_matched(config.test_sample, ensemble, config.seed, config.reco_prime)
     model = compare(sample.gen, sample.dl, sample.reco, sample.dl_members)
-    model_classifier = classifier_two_sample_test(
-        sample.gen, sample.dl, sample.reco, seed=config.seed, n_bootstrap=config.n_bootstrap
-    )
+    model_classifier = _classifier(sample, sample.dl, config)
     correlations = {"reco": correlation_matrix(sample.reco), "dl": correlation_matrix(sample.dl)}
     floor = floor_classifier = None
     if sample.reco_prime is not None:
         floor = compare(sample.gen, sample.reco_prime, sample.reco)
-        floor_classifier = classifier_two_sample_test(
-            sample.gen,
-            sample.reco_prime,
-            sample.reco,
-            seed=config.seed,
-            n_bootstrap=config.n_bootstrap,
-        )
+        floor_classifier = _classifier(sample, sample.reco_prime, config)
         correlations["reco_prime"] = correlation_matrix(sample.reco_prime)
     metadata = dict(SurrogateEngine(ensemble.nominal).metadata)
     scaling = None if config.large_test is None else _scaling(config, ensemble, model, metadata)
@@ -493,6 +305,9 @@ def run_validation(config: ValidationConfig) -> ValidationResult:
         model_classifier=model_classifier,
         floor_classifier=floor_classifier,
         correlations=correlations,
+        correlation_summary=CorrelationSummary.of(correlations),
+        band=median_relative_band(model) if len(ensemble.members) >= 2 else None,
+        furthest=furthest_from_floor(model, floor),
         scaling=scaling,
         model_metadata=metadata,
     )

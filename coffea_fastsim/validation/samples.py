@@ -1,0 +1,156 @@
+"""The matched test events of the fidelity suite: GEN, RECO, RECO' and DL of the same events.
+
+Only events with a valid RECO (and, with a twin file, RECO') match enter, so every sample
+describes the same GEN events. DL is :meth:`SurrogateEngine.predict` with the events' own
+(run, luminosityBlock, event), as in the processor. Each sample's observables are computed
+once here (:class:`ObservableTable`) and passed to every comparison.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from coffea_fastsim.analysis.features import EventFeatures
+from coffea_fastsim.analysis.reading import InputFileError, read_features
+from coffea_fastsim.analysis.table import ObservableTable
+from coffea_fastsim.surrogate.ensemble import Ensemble
+from coffea_fastsim.surrogate.inference import SurrogateEngine
+
+__all__ = ["MatchedSample", "load_matched", "match_reco_prime", "predict_members"]
+
+#: Fewest matched events a test file must have.
+MIN_MATCHED_EVENTS = 20
+
+
+@dataclass(frozen=True)
+class MatchedSample:
+    """Events with a valid RECO (and RECO') match, all tables row-aligned.
+
+    Arguments:
+        gen, reco: the GEN and RECO observables, n rows.
+        dl: the DL observables of the nominal model.
+        dl_members: the DL observables of each ensemble member, k tables.
+        reco_prime: the RECO' observables, or None.
+        run, luminosity_block, event: event identity, shape (n,).
+    """
+
+    gen: ObservableTable
+    reco: ObservableTable
+    dl: ObservableTable
+    dl_members: tuple[ObservableTable, ...]
+    reco_prime: ObservableTable | None
+    run: np.ndarray
+    luminosity_block: np.ndarray
+    event: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.gen)
+
+
+def _event_keys(features: EventFeatures) -> np.ndarray:
+    keys = np.empty(len(features), dtype=[("run", "u8"), ("lumi", "u8"), ("event", "u8")])
+    keys["run"], keys["lumi"], keys["event"] = (
+        features.run,
+        features.luminosity_block,
+        features.event,
+    )
+    return keys
+
+
+def match_reco_prime(
+    features: EventFeatures, prime: EventFeatures, prime_path: str | os.PathLike[str] = "RECO'"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the events valid in both samples, matched by (run, lumi, event).
+
+    Returns:
+        (rows of ``features``, rows of ``prime``), each shape (n,), in ``features`` order.
+
+    Raises:
+        InputFileError: no common valid event, or a matched event whose GEN features differ
+            (the files do not hold the same generated events).
+    """
+    keys, prime_keys = _event_keys(features), _event_keys(prime)
+    valid = features.reco_valid
+    prime_valid = prime.reco_valid
+    _, rows, prime_rows = np.intersect1d(keys, prime_keys, assume_unique=True, return_indices=True)
+    both = valid[rows] & prime_valid[prime_rows]
+    rows, prime_rows = rows[both], prime_rows[both]
+    order = np.argsort(rows)
+    rows, prime_rows = rows[order], prime_rows[order]
+    if len(rows) == 0:
+        raise InputFileError(f"{prime_path}: no event (run, luminosityBlock, event) in common")
+    if not np.allclose(features.gen[rows], prime.gen[prime_rows], rtol=1e-6, atol=1e-6):
+        raise InputFileError(
+            f"{prime_path}: the GEN features of matched events differ; RECO' must come from "
+            "the same generated events"
+        )
+    return rows, prime_rows
+
+
+def _predictions(
+    members: tuple[Path, ...], features: EventFeatures, rows: np.ndarray, seed: int
+) -> dict[Path, np.ndarray]:
+    """DL features of ``features[rows]`` per distinct model file, shape (n, 9), float64."""
+    predictions: dict[Path, np.ndarray] = {}
+    for path in members:
+        if path not in predictions:
+            engine = SurrogateEngine(path, seed=seed)
+            predictions[path] = engine.predict(
+                features.gen[rows],
+                features.run[rows],
+                features.luminosity_block[rows],
+                features.event[rows],
+            ).astype(np.float64)
+    return predictions
+
+
+def predict_members(
+    members: tuple[Path, ...], features: EventFeatures, rows: np.ndarray, seed: int
+) -> np.ndarray:
+    """DL features of ``features[rows]`` from each model, shape (k, n, 9), float64."""
+    predictions = _predictions(members, features, rows, seed)
+    return np.stack([predictions[path] for path in members])
+
+
+def _read_with_reco(path: Path) -> EventFeatures:
+    features = read_features(path)
+    if not features.has_reco:
+        raise InputFileError(f"{path} has no RECO collections (Muon, Jet, MET): cannot validate")
+    return features
+
+
+def load_matched(
+    path: Path, ensemble: Ensemble, seed: int, reco_prime: Path | None = None
+) -> MatchedSample:
+    """Read a test file (and its RECO' twin), keep valid events, predict DL.
+
+    Raises:
+        InputFileError: a file without RECO collections, twins that do not match, or fewer
+            than ``MIN_MATCHED_EVENTS`` matched events.
+    """
+    features = _read_with_reco(path)
+    prime_features = None
+    if reco_prime is None:
+        rows = np.flatnonzero(features.reco_valid)
+    else:
+        prime = _read_with_reco(reco_prime)
+        rows, prime_rows = match_reco_prime(features, prime, reco_prime)
+        prime_features = ObservableTable.of(prime.reco[prime_rows])  # type: ignore[index]
+    if len(rows) < MIN_MATCHED_EVENTS:
+        raise InputFileError(f"{path}: only {len(rows)} events with a valid RECO match")
+    predictions = _predictions((ensemble.nominal, *ensemble.members), features, rows, seed)
+    tables = {path: ObservableTable.of(dl) for path, dl in predictions.items()}
+    return MatchedSample(
+        gen=ObservableTable.of(features.gen[rows]),
+        reco=ObservableTable.of(features.reco[rows]),  # type: ignore[index]
+        dl=tables[ensemble.nominal],
+        dl_members=tuple(tables[path] for path in ensemble.members),
+        reco_prime=prime_features,
+        run=features.run[rows],
+        luminosity_block=features.luminosity_block[rows],
+        event=features.event[rows],
+    )
