@@ -395,6 +395,7 @@ def _train(args: argparse.Namespace) -> None:
     import torch
 
     from coffea_fastsim.analysis.reading import feature_pairs
+    from coffea_fastsim.analysis.table import ObservableTable
     from coffea_fastsim.surrogate.ensemble import member_path
     from coffea_fastsim.surrogate.flow import FlowConfig
     from coffea_fastsim.surrogate.model_file import save_model
@@ -430,7 +431,7 @@ def _train(args: argparse.Namespace) -> None:
             dl = result.model(
                 torch.as_tensor(gen[test], dtype=torch.float32), torch.as_tensor(noise)
             ).numpy()
-        agreement = agreement_table(dl, reco[test])
+        agreement = agreement_table(ObservableTable.of(dl), ObservableTable.of(reco[test]))
         metadata = {
             **result.metadata(),
             "sources": [str(path) for path in args.inputs],
