@@ -35,10 +35,10 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    gen, reco = feature_pairs(args.samples)
+    pairs = feature_pairs(args.samples)
     read_seconds = time.perf_counter() - started
     config = TrainingConfig(epochs=args.epochs, threads=args.threads, progress=False)
-    result = train_surrogate(gen, reco, config)
+    result = train_surrogate(pairs.gen, pairs.reco, config)
     history = result.history
     epochs_run = len(history.train_loss)
     to_best = history.seconds[result.best_epoch]
@@ -46,7 +46,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, torch threads {config.threads or 1}")
     print(f"samples: {', '.join(str(p) for p in args.samples)}")
     print(
-        f"pairs: {len(gen):,} (train {len(result.split.train):,}, validation "
+        f"pairs: {len(pairs):,} (train {len(result.split.train):,}, validation "
         f"{len(result.split.validation):,}, test {len(result.split.test):,}); "
         f"read in {read_seconds:.0f} s"
     )

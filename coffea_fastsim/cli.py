@@ -391,70 +391,53 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    import numpy as np
-    import torch
+    from functools import partial
 
     from coffea_fastsim.analysis.reading import feature_pairs
-    from coffea_fastsim.analysis.table import ObservableTable
-    from coffea_fastsim.surrogate.ensemble import member_path
+    from coffea_fastsim.surrogate.ensemble_training import train_ensemble
     from coffea_fastsim.surrogate.flow import FlowConfig
-    from coffea_fastsim.surrogate.model_file import save_model
-    from coffea_fastsim.surrogate.noise import event_noise
-    from coffea_fastsim.surrogate.training import TrainingConfig, train_surrogate
-    from coffea_fastsim.validation.metrics import agreement_table
+    from coffea_fastsim.surrogate.training import TrainingConfig
+    from coffea_fastsim.validation.heldout import heldout_agreement
 
-    if args.ensemble < 1:
-        raise ValueError(f"--ensemble must be at least 1, got {args.ensemble}")
-    flow = (
-        FlowConfig(transform=args.flow_transform, transforms=args.flow_transforms)
+    config = TrainingConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        seed=args.seed,
+        model=args.model,
+        flow=FlowConfig(transform=args.flow_transform, transforms=args.flow_transforms)
         if args.model == "flow"
-        else None
+        else None,
     )
-    gen, reco = feature_pairs(args.inputs)
-    print(f"{len(gen)} selected events with a matched RECO muon and jet")
-    for index in range(args.ensemble):
-        seed = args.seed + index
-        output = args.output if args.ensemble == 1 else member_path(args.output, index)
-        config = TrainingConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            patience=args.patience,
-            seed=seed,
-            model=args.model,
-            flow=flow,
-        )
-        result = train_surrogate(gen, reco, config)
-        test = result.split.test
-        ids = np.arange(len(test), dtype=np.uint64)
-        noise = event_noise(seed, ids * 0, ids * 0, ids)
-        with torch.inference_mode():
-            dl = result.model(
-                torch.as_tensor(gen[test], dtype=torch.float32), torch.as_tensor(noise)
-            ).numpy()
-        agreement = agreement_table(ObservableTable.of(dl), ObservableTable.of(reco[test]))
-        metadata = {
-            **result.metadata(),
-            "sources": [str(path) for path in args.inputs],
-            "heldout_w1_over_sigma": agreement,
-        }
-        output.parent.mkdir(parents=True, exist_ok=True)
-        save_model(result.model, output, metadata)
+    pairs = feature_pairs(args.inputs)
+    print(f"{len(pairs)} selected events with a matched RECO muon and jet")
+    members = train_ensemble(
+        pairs.gen,
+        pairs.reco,
+        config,
+        args.output,
+        check=partial(heldout_agreement, pairs),
+        n_members=args.ensemble,
+        metadata={"sources": [str(path) for path in args.inputs]},
+    )
+    for member in members:
+        result = member.result
         print(
-            f"{args.model} model, seed {seed}: best epoch {result.best_epoch} of "
-            f"{len(result.history.train_loss)} "
-            f"({result.seconds:.0f} s)"
+            f"{args.model} model, seed {result.config.seed}: best epoch {result.best_epoch} of "
+            f"{len(result.history.train_loss)} ({result.seconds:.0f} s)"
         )
-        print(f"held-out agreement, {len(test)} events: Wasserstein-1 / RECO std (0 = identical)")
-        for name, value in agreement.items():
+        print(
+            f"held-out agreement, {len(result.split.test)} events: "
+            "Wasserstein-1 / RECO std (0 = identical)"
+        )
+        for name, value in member.heldout.items():
             print(f"  {name:14s} {value:.4f}")
-        print(f"model written to {output}")
+        print(f"model written to {member.path}")
 
 
 def _validate(args: argparse.Namespace) -> None:
-    import shlex
-
-    from coffea_fastsim.validation.report import write_report
-    from coffea_fastsim.validation.suite import ValidationConfig, run_validation
+    from coffea_fastsim.validation.run import parse_formats, validate
+    from coffea_fastsim.validation.suite import ValidationConfig
 
     config = ValidationConfig(
         test_sample=args.test_sample,
@@ -465,17 +448,7 @@ def _validate(args: argparse.Namespace) -> None:
         seed=args.seed,
         n_bootstrap=args.bootstrap,
     )
-    result = run_validation(config)
-    options = [("--model", args.model), ("--ensemble", args.ensemble)]
-    options += [("--reco-prime", args.reco_prime)]
-    options += [("--large-test", args.large_test), ("-o", args.output)]
-    options += [("--figures-dir", args.figures_dir), ("--seed", args.seed)]
-    options += [("--bootstrap", args.bootstrap), ("--formats", args.formats)]
-    words = ["coffea-fastsim", "validate", str(args.test_sample)]
-    words += [str(w) for option, value in options if value is not None for w in (option, value)]
-    command = shlex.join(words)
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    report = write_report(result, args.output, args.figures_dir, command, formats)
+    result, report = validate(config, args.output, args.figures_dir, parse_formats(args.formats))
     print(result.model_summary.line("model (DL vs RECO)"))
     if result.floor_summary is not None:
         print(result.floor_summary.line("floor (RECO' vs RECO)"))

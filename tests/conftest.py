@@ -43,8 +43,9 @@ def trained_model(wjets_sample, tmp_path_factory) -> Path:
     from coffea_fastsim.surrogate.model_file import save_model
     from coffea_fastsim.surrogate.training import TrainingConfig, train_surrogate
 
-    gen, reco = feature_pairs([wjets_sample])
-    result = train_surrogate(gen, reco, TrainingConfig(epochs=3, seed=5, progress=False))
+    pairs = feature_pairs([wjets_sample])
+    config = TrainingConfig(epochs=3, seed=5, progress=False)
+    result = train_surrogate(pairs.gen, pairs.reco, config)
     path = tmp_path_factory.mktemp("model") / "model.pt"
     save_model(result.model, path, result.metadata())
     return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,24 +117,53 @@ def read_features(path: str | os.PathLike, selection: Selection | None = None) -
         raise InputFileError(f"{path}: {error.args[0]}") from error
 
 
+@dataclass(frozen=True)
+class FeaturePairs:
+    """GEN and RECO feature vectors of the events with a valid RECO match, with their identity.
+
+    Arguments:
+        gen, reco: shape (n, 9) each, float64, order of ``FEATURE_NAMES``.
+        run, luminosity_block, event: event identity, shape (n,), uint64; with the seed it
+            fixes the surrogate's noise of each event.
+    """
+
+    gen: np.ndarray
+    reco: np.ndarray
+    run: np.ndarray
+    luminosity_block: np.ndarray
+    event: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.gen)
+
+
 def feature_pairs(
     paths: Iterable[str | os.PathLike] | Sequence[str | os.PathLike],
     selection: Selection | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """GEN and RECO feature vectors, shape (n, 9) each, of events with a valid RECO match.
+) -> FeaturePairs:
+    """The valid GEN/RECO pairs of the selected events of every file, in file order.
 
     Raises:
         InputFileError: a file has no RECO collections, or no file has a valid pair.
     """
-    gen_parts, reco_parts = [], []
+    parts: list[EventFeatures] = []
     for path in paths:
         features = read_features(path, selection)
         if not features.has_reco:
             raise InputFileError(
                 f"{path} has no RECO collections (Muon, Jet, MET): cannot train on it"
             )
-        gen_parts.append(features.gen[features.reco_valid])
-        reco_parts.append(features.reco[features.reco_valid])  # type: ignore[index]
-    if not gen_parts or sum(len(g) for g in gen_parts) == 0:
+        parts.append(features)
+    if sum(int(features.reco_valid.sum()) for features in parts) == 0:
         raise InputFileError("no selected events with a matched RECO muon and jet in the inputs")
-    return np.concatenate(gen_parts), np.concatenate(reco_parts)
+
+    def valid(name: str) -> np.ndarray:
+        return np.concatenate([getattr(f, name)[f.reco_valid] for f in parts])
+
+    return FeaturePairs(
+        gen=valid("gen"),
+        reco=valid("reco"),
+        run=valid("run"),
+        luminosity_block=valid("luminosity_block"),
+        event=valid("event"),
+    )
