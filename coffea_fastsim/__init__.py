@@ -12,7 +12,9 @@ The public API is imported lazily, so that ``coffea-fastsim --help`` starts fast
 - :func:`run_processor`, :func:`make_fileset`: coffea's Runner with our defaults;
 - :func:`train_surrogate`, :func:`save_model`, :func:`load_model`: training and model files;
 - :func:`generate_sample`, :class:`GenerationConfig`: the reference simulation;
-- :func:`read_dataset`: the DL dataset.
+- :func:`read_dataset`: the DL dataset;
+- :func:`dl_features`, :func:`fill_histograms`: the same inside a dask-awkward graph;
+- :func:`write_root_histograms`: the histograms as TH1D for ROOT-based fits.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ _PUBLIC = {
     "SurrogateEngine": "coffea_fastsim.surrogate.inference",
     "auxiliary_from_features": "coffea_fastsim.analysis.features",
     "build_features": "coffea_fastsim.analysis.features",
+    "dl_features": "coffea_fastsim.processing.columnar",
+    "fill_histograms": "coffea_fastsim.processing.columnar",
     "generate_sample": "coffea_fastsim.sim.generation",
     "load_model": "coffea_fastsim.surrogate.model_file",
     "make_fileset": "coffea_fastsim.processing.runner",
@@ -37,6 +41,7 @@ _PUBLIC = {
     "run_processor": "coffea_fastsim.processing.runner",
     "save_model": "coffea_fastsim.surrogate.model_file",
     "train_surrogate": "coffea_fastsim.surrogate.training",
+    "write_root_histograms": "coffea_fastsim.processing.root_export",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]
