@@ -10,6 +10,7 @@ import pytest
 from coffea_fastsim.analysis.histograms import (
     RESIDUAL_PREFIX,
     SAMPLES,
+    fill_grouped,
     fill_observables,
     fill_residuals,
     make_histograms,
@@ -80,3 +81,47 @@ def test_interrupted_write_leaves_previous_file_intact(tmp_path, monkeypatch):
 def test_reading_an_empty_dataset_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no DL dataset files"):
         read_dataset(tmp_path)
+
+
+def test_grouped_fill_sums_each_group_per_bin_before_squaring():
+    histogram = make_histograms(weighted=True)["muon_pt"]  # 60 bins of 10/3 GeV on [0, 200]
+    values = np.array([10.0, 11.0, 50.0, 10.0, 70.0, 250.0, 260.0, np.nan])
+    groups = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    fill_grouped(histogram, "dl", "muon_pt", values, groups, weight=0.5)
+    view = histogram["dl", :].view(flow=True)
+    # Bin [10, 13.3): group 0 twice (1.0), group 1 once (0.5): variance 1.0^2 + 0.5^2.
+    assert (view.value[4], view.variance[4]) == (1.5, 1.25)
+    assert (view.value[16], view.variance[16]) == (0.5, 0.25)  # 50 GeV, group 0
+    assert (view.value[22], view.variance[22]) == (0.5, 0.25)  # 70 GeV, group 1
+    assert (view.value[-1], view.variance[-1]) == (1.0, 1.0)  # overflow, group 2 twice
+    assert view.value.sum() == 3.5  # the NaN is not filled
+
+
+@pytest.mark.parametrize("replicas", [1, 4, 16])
+def test_grouped_variance_matches_the_spread_of_independent_samples(replicas):
+    """Toy: GEN values x ~ N(40, 15), K replicas x + N(0, 5) each with weight 1/K. Over 400
+    independent samples of Poisson(500) GEN events (the convention of histogram errors: the
+    sample size fluctuates), the spread of each bin content agrees with the mean stored
+    error; the naive sum of squared weights underestimates it for K > 1."""
+    rng = np.random.default_rng(replicas)
+    n_samples = 400
+    empty = make_histograms(weighted=True)["muon_pt"]
+    contents, variances, naive = [], [], []
+    for _ in range(n_samples):
+        n_events = rng.poisson(500)
+        gen = rng.normal(40.0, 15.0, n_events)
+        dl = np.repeat(gen, replicas) + rng.normal(0.0, 5.0, n_events * replicas)
+        groups = np.repeat(np.arange(n_events), replicas)
+        histogram = empty.copy()
+        fill_grouped(histogram, "dl", "muon_pt", dl, groups, weight=1.0 / replicas)
+        view = histogram["dl", 6:18].view()  # 20 ... 60 GeV, 12 well-filled bins
+        contents.append(view.value)
+        variances.append(view.variance)
+        naive.append(np.full(len(view), 1.0 / replicas) * view.value)
+    spread = np.var(contents, axis=0, ddof=1)
+    ratio = spread.sum() / np.mean(variances, axis=0).sum()
+    # The ratio of variances has a relative error of about sqrt(2 / 400) / sqrt(12 bins).
+    assert abs(ratio - 1.0) < 0.1
+    naive_ratio = spread.sum() / np.mean(naive, axis=0).sum()
+    if replicas > 1:
+        assert naive_ratio > 1.5

@@ -8,6 +8,7 @@ plots and the validation read them: there is one binning per observable.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import hist
 import numpy as np
@@ -18,6 +19,7 @@ __all__ = [
     "RESIDUAL_PREFIX",
     "RESIDUAL_SAMPLES",
     "SAMPLES",
+    "fill_grouped",
     "fill_observables",
     "fill_residuals",
     "make_histograms",
@@ -32,43 +34,48 @@ RESIDUAL_SAMPLES: tuple[str, ...] = ("dl", "reco")
 RESIDUAL_PREFIX = "residual_"
 
 
+def _with_storage(axes: Any, weighted: bool) -> hist.Hist:
+    """The histogram of the axes built with ``kind.new``: Weight or Double storage."""
+    return axes.Weight() if weighted else axes.Double()
+
+
 def _observable_histogram(
-    observable: Observable, samples: tuple[str, ...], kind: type[hist.Hist]
+    observable: Observable, samples: tuple[str, ...], kind: type[hist.Hist], weighted: bool
 ) -> hist.Hist:
-    return (
-        kind.new.StrCat(list(samples), name="source", label="Source")
-        .Reg(
-            observable.bins,
-            observable.low,
-            observable.high,
-            name=observable.name,
-            label=observable.label,
-        )
-        .Double()
+    axes = kind.new.StrCat(list(samples), name="source", label="Source").Reg(
+        observable.bins,
+        observable.low,
+        observable.high,
+        name=observable.name,
+        label=observable.label,
     )
+    return _with_storage(axes, weighted)
 
 
-def _residual_histogram(observable: Observable, kind: type[hist.Hist]) -> hist.Hist:
+def _residual_histogram(observable: Observable, kind: type[hist.Hist], weighted: bool) -> hist.Hist:
     bins, low, high = RESIDUAL_BINNING
     # A relative residual has no unit: drop the observable's " [GeV]".
     symbol = observable.label.split(" [")[0]
     label = f"$(x - x_{{GEN}}) / x_{{GEN}}$, x = {symbol}"
-    return (
-        kind.new.StrCat(list(RESIDUAL_SAMPLES), name="source", label="Source")
-        .Reg(bins, low, high, name=f"{RESIDUAL_PREFIX}{observable.name}", label=label)
-        .Double()
+    axes = kind.new.StrCat(list(RESIDUAL_SAMPLES), name="source", label="Source").Reg(
+        bins, low, high, name=f"{RESIDUAL_PREFIX}{observable.name}", label=label
     )
+    return _with_storage(axes, weighted)
 
 
-def make_histograms(kind: type[hist.Hist] = hist.Hist) -> dict[str, hist.Hist]:
+def make_histograms(
+    kind: type[hist.Hist] = hist.Hist, weighted: bool = False
+) -> dict[str, hist.Hist]:
     """Empty histograms: one per observable (``name``) and one per residual (``residual_name``).
 
     Arguments:
         kind: the histogram class, ``hist.Hist`` or a subclass such as ``hist.dask.Hist``.
+        weighted: Weight storage (sums of weights and of their squares, for weighted or
+            grouped fills); False: Double storage (counts).
     """
-    histograms = {o.name: _observable_histogram(o, SAMPLES, kind) for o in OBSERVABLES}
+    histograms = {o.name: _observable_histogram(o, SAMPLES, kind, weighted) for o in OBSERVABLES}
     histograms.update(
-        {f"{RESIDUAL_PREFIX}{o.name}": _residual_histogram(o, kind) for o in OBSERVABLES}
+        {f"{RESIDUAL_PREFIX}{o.name}": _residual_histogram(o, kind, weighted) for o in OBSERVABLES}
     )
     return histograms
 
@@ -79,14 +86,56 @@ def relative_residual(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
         return (values - reference) / reference
 
 
+def fill_grouped(
+    histogram: hist.Hist,
+    sample: str,
+    name: str,
+    values: np.ndarray,
+    groups: np.ndarray,
+    weight: float,
+) -> None:
+    """Fill ``values``, each with ``weight``, summing the weights of a group per bin first.
+
+    The entries of one group (the replicas of one GEN event) are not independent; filling
+    each (group, bin) once with the sum of its weights makes the Weight storage's variance
+    sum_groups (sum of the group's weights in the bin)^2, the variance of a sum of
+    independent groups, while the contents stay the sums of all weights.
+
+    Arguments:
+        histogram: Weight storage, with a ``source`` axis and the axis ``name``.
+        sample: the ``source`` category.
+        name: the axis that ``values`` fill.
+        values: shape (n,); non-finite values are not filled.
+        groups: the group of each value, integers, shape (n,).
+        weight: the weight of each value.
+    """
+    finite = np.isfinite(values)
+    values, groups = values[finite], np.asarray(groups)[finite]
+    axis = histogram.axes[name]
+    # Flow bins included: index -1 (underflow) ... size (overflow).
+    bins = np.asarray(axis.index(values), dtype=np.int64) + 1
+    keys = groups.astype(np.int64) * (axis.size + 2) + bins
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    histogram.fill(source=sample, **{name: values[first]}, weight=counts * weight)
+
+
 def fill_observables(
-    histograms: Mapping[str, hist.Hist], sample: str, observables: Mapping[str, np.ndarray]
+    histograms: Mapping[str, hist.Hist],
+    sample: str,
+    observables: Mapping[str, np.ndarray],
+    groups: np.ndarray | None = None,
+    weight: float = 1.0,
 ) -> None:
     """Fill the distribution histograms of ``sample`` with arrays of shape (n,) keyed by name.
 
     Non-finite values are not filled: they land in no bin (and are counted by the caller).
+    With ``groups``, the values of a group are correlated replicas filled with ``weight``
+    each (:func:`fill_grouped`, Weight storage); without, each value counts once.
     """
     for name, values in observables.items():
+        if groups is not None:
+            fill_grouped(histograms[name], sample, name, values, groups, weight)
+            continue
         finite = np.isfinite(values)
         histograms[name].fill(source=sample, **{name: values[finite]})
 
@@ -96,10 +145,16 @@ def fill_residuals(
     sample: str,
     observables: Mapping[str, np.ndarray],
     gen_observables: Mapping[str, np.ndarray],
+    groups: np.ndarray | None = None,
+    weight: float = 1.0,
 ) -> None:
-    """Fill the residual histograms of ``sample``; both mappings hold arrays of shape (n,)."""
+    """Fill the residual histograms of ``sample``; both mappings hold arrays of shape (n,);
+    ``groups`` and ``weight`` as for :func:`fill_observables`."""
     for name, values in observables.items():
         residual = relative_residual(values, gen_observables[name])
-        finite = np.isfinite(residual)
         key = f"{RESIDUAL_PREFIX}{name}"
+        if groups is not None:
+            fill_grouped(histograms[key], sample, key, residual, groups, weight)
+            continue
+        finite = np.isfinite(residual)
         histograms[key].fill(source=sample, **{key: residual[finite]})
