@@ -1,32 +1,72 @@
-"""Shared fixtures: a small generated GEN+RECO sample, a model trained on it, real NanoAOD."""
+"""Shared fixtures: the embedded sample and model, the real NanoAOD files of tests/data, and,
+for slow tests only, a freshly generated sample and a model trained on it.
+
+Nothing here reads outside the repository: the minimum-bias pools that generation caches go
+to a temporary directory, not to the user's cache.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from samples import copy_sample, first_events
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-REAL_NANOAOD = Path(
-    os.environ.get("COFFEA_FASTSIM_REAL_NANOAOD", REPOSITORY.parent / "shared" / "real-nanoaod")
-)
+from coffea_fastsim.embedded import embedded_model as _embedded_model
+from coffea_fastsim.embedded import embedded_sample as _embedded_sample
+
+TEST_DATA = Path(__file__).resolve().parent / "data"
+REAL_NANOAOD_FILES = ("nano_dy.root", "pfnano.root")
+#: Events of the embedded sample that the fast tests run on.
+N_EMBEDDED_EVENTS = 600
+#: Fixtures that run Pythia8 or train a network; a test that uses one must be marked slow.
+SLOW_FIXTURES = frozenset({"wjets_sample", "trained_model"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unmarked = [
+        f"{item.nodeid} uses {sorted(SLOW_FIXTURES.intersection(item.fixturenames))}"
+        for item in items
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        lines = "\n  ".join(unmarked)
+        raise pytest.UsageError(f"tests that generate or train must be marked slow:\n  {lines}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_pool_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Minimum-bias pools are generated into a temporary directory for the session."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COFFEA_FASTSIM_CACHE", str(tmp_path_factory.mktemp("pool-cache")))
+        yield
 
 
 @pytest.fixture(scope="session")
 def real_nanoaod() -> Path:
-    """Directory with the real CMS NanoAOD files nano_dy.root and pfnano.root."""
-    for name in ("nano_dy.root", "pfnano.root"):
-        path = REAL_NANOAOD / name
-        assert path.is_file(), (
-            f"{path} is missing: set COFFEA_FASTSIM_REAL_NANOAOD to its directory"
-        )
-    return REAL_NANOAOD
+    """Directory with the real CMS NanoAOD files nano_dy.root and pfnano.root (README there)."""
+    for name in REAL_NANOAOD_FILES:
+        assert (TEST_DATA / name).is_file(), f"{TEST_DATA / name} is missing from the repository"
+    return TEST_DATA
 
 
 @pytest.fixture(scope="session")
-def wjets_sample(tmp_path_factory) -> Path:
-    """600 Pythia8 W(->mu nu)+jet events with the CMS-card detector, GEN+RECO."""
+def embedded_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 600 events of the embedded GEN+RECO sample (data/wjets_sample.root)."""
+    target = tmp_path_factory.mktemp("embedded") / "wjets.root"
+    return copy_sample(_embedded_sample(), target, transform=first_events(N_EMBEDDED_EVENTS))
+
+
+@pytest.fixture(scope="session")
+def embedded_model() -> Path:
+    """The embedded Gaussian surrogate (data/wjets_model.pt)."""
+    return _embedded_model()
+
+
+@pytest.fixture(scope="session")
+def wjets_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """600 Pythia8 W(->mu nu)+jet events with the CMS-card detector, GEN+RECO (slow)."""
     from coffea_fastsim.sim.generation import GenerationConfig, generate_sample
 
     path = tmp_path_factory.mktemp("sample") / "wjets.root"
@@ -37,8 +77,8 @@ def wjets_sample(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_model(wjets_sample, tmp_path_factory) -> Path:
-    """A surrogate trained for a few epochs on ``wjets_sample`` (quality irrelevant)."""
+def trained_model(wjets_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A surrogate trained for a few epochs on ``wjets_sample`` (quality irrelevant; slow)."""
     from coffea_fastsim.analysis.reading import feature_pairs
     from coffea_fastsim.surrogate.model_file import save_model
     from coffea_fastsim.surrogate.training import TrainingConfig, train_surrogate

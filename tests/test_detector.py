@@ -168,7 +168,17 @@ def test_perfect_detector_returns_gen(rng):
     np.testing.assert_allclose(ak.to_numpy(reco.MET.sumEt), 35.0, rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", sorted(DETECTORS))
+#: Detectors that cluster RECO jets with FastJet (the generate extra): their tests are slow.
+CLUSTERING_DETECTORS = {"cms-particle"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.slow) if name in CLUSTERING_DETECTORS else name
+        for name in sorted(DETECTORS)
+    ],
+)
 def test_randomness_comes_only_from_rng(name):
     particles = single_particles(45.0, 0.7, n=500)
     jets = single_jets(80.0, 0.2, n=500)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import uproot
+from samples import copy_sample
 
 from coffea_fastsim.analysis.reading import InputFileError, read_features
 from coffea_fastsim.cli import main
@@ -29,45 +30,10 @@ from coffea_fastsim.surrogate.inference import MIN_CHUNK_SIZE, SurrogateEngine
 # Workers unpickle the fault-injecting processors below by value, not by module name.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-N_EVENTS = 600
-
-
-def copy_sample(source: Path, target: Path, transform=None, drop=()) -> Path:
-    """Rewrite an Events tree with uproot, optionally changing or dropping collections."""
-    with uproot.open(source) as file:
-        tree = file["Events"]
-        arrays = tree.arrays(library="ak")
-    collections: dict[str, dict[str, ak.Array]] = {}
-    flat: dict[str, ak.Array] = {}
-    for name in arrays.fields:
-        prefix, _, field = name.partition("_")
-        if field and f"n{prefix}" in arrays.fields:
-            collections.setdefault(prefix, {})[field] = arrays[name]
-        elif not (
-            name.startswith("n") and name[1:] in {n.partition("_")[0] for n in arrays.fields}
-        ):
-            flat[name] = arrays[name]
-    content: dict = {name: ak.zip(fields) for name, fields in collections.items()}
-    content.update({name: ak.to_numpy(values) for name, values in flat.items()})
-    if transform is not None:
-        content = transform(content)
-    content = {
-        name: value
-        for name, value in content.items()
-        if name not in drop and name.partition("_")[0] not in drop
-    }
-    types = {
-        name: value.dtype if isinstance(value, np.ndarray) else value.type
-        for name, value in content.items()
-    }
-    with uproot.recreate(target) as file:
-        file.mktree("Events", types).extend(content)
-    return target
-
 
 @pytest.fixture
-def config(trained_model, tmp_path):
-    return FastSimConfig(model=trained_model, seed=3, output_dir=tmp_path / "dataset")
+def config(embedded_model, tmp_path):
+    return FastSimConfig(model=embedded_model, seed=3, output_dir=tmp_path / "dataset")
 
 
 def run(sample, config, **options):
@@ -85,8 +51,8 @@ def test_missing_file_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("fraction", [0.2, 0.6, 0.95])
-def test_truncated_file_is_named(fraction, wjets_sample, tmp_path):
-    data = wjets_sample.read_bytes()
+def test_truncated_file_is_named(fraction, embedded_sample, tmp_path):
+    data = embedded_sample.read_bytes()
     truncated = tmp_path / "truncated.root"
     truncated.write_bytes(data[: int(len(data) * fraction)])
     with pytest.raises(InputFileError, match=r"truncated\.root"):
@@ -108,25 +74,25 @@ def test_file_without_events_tree_lists_its_keys(tmp_path):
         make_fileset([path])
 
 
-def test_missing_gen_branches_are_named(wjets_sample, tmp_path):
-    path = copy_sample(wjets_sample, tmp_path / "nojets.root", drop=("GenJet",))
+def test_missing_gen_branches_are_named(embedded_sample, tmp_path):
+    path = copy_sample(embedded_sample, tmp_path / "nojets.root", drop=("GenJet",))
     with pytest.raises(InputFileError, match=r"nojets\.root lacks GEN branches.*GenJet_pt"):
         make_fileset([path])
 
 
-def test_empty_file_gives_empty_outputs(wjets_sample, config, tmp_path):
+def test_empty_file_gives_empty_outputs(embedded_sample, config, tmp_path):
     def no_events(content):
         return {name: value[:0] for name, value in content.items()}
 
-    path = copy_sample(wjets_sample, tmp_path / "empty.root", transform=no_events)
+    path = copy_sample(embedded_sample, tmp_path / "empty.root", transform=no_events)
     result = run(make_fileset([path])["events"][0], config)
     manifest = build_manifest({"wjets": [str(path)]}, result.output, {}, seed=3)
     assert manifest_problems(manifest) == []
     assert manifest["datasets"]["wjets"]["files"][0]["entries_in_file"] == 0
 
 
-def test_non_finite_inputs_are_counted_and_never_filled(wjets_sample, config, tmp_path):
-    features = read_features(wjets_sample)
+def test_non_finite_inputs_are_counted_and_never_filled(embedded_sample, config, tmp_path):
+    features = read_features(embedded_sample)
     selected_event = int(features.event[0])
 
     def poison(content):
@@ -139,7 +105,7 @@ def test_non_finite_inputs_are_counted_and_never_filled(wjets_sample, config, tm
         content["GenMET_pt"] = content["GenMET_pt"].astype(np.float32)
         return content
 
-    path = copy_sample(wjets_sample, tmp_path / "poisoned.root", transform=poison)
+    path = copy_sample(embedded_sample, tmp_path / "poisoned.root", transform=poison)
     result = run(path, config).output["wjets"]
     poisoned = read_features(path)
     assert result["cutflow"]["gen_nonfinite"] == 2
@@ -170,23 +136,25 @@ def test_model_that_is_not_a_model_is_refused(tmp_path):
         ({"threads": 0}, "threads must be a positive integer"),
     ],
 )
-def test_bad_arguments_are_named(options, message, trained_model):
+def test_bad_arguments_are_named(options, message, embedded_model):
     with pytest.raises(ValueError, match=message):
-        FastSimProcessor(FastSimConfig(model=trained_model, **options))
+        FastSimProcessor(FastSimConfig(model=embedded_model, **options))
 
 
 # 2. Determinism across executors, worker counts and reruns ---------------------------------
 
 
 @pytest.mark.slow
-def test_dataset_is_identical_across_executors_and_workers(wjets_sample, trained_model, tmp_path):
+def test_dataset_is_identical_across_executors_and_workers(
+    embedded_sample, embedded_model, tmp_path
+):
     datasets = []
     for index, (executor, workers) in enumerate(
         [("iterative", 1), ("futures", 1), ("futures", 2), ("iterative", 1)]
     ):
         output_dir = tmp_path / f"run{index}"
-        config = FastSimConfig(model=trained_model, seed=3, output_dir=output_dir, threads=1)
-        run(wjets_sample, config, executor=executor, workers=workers)
+        config = FastSimConfig(model=embedded_model, seed=3, output_dir=output_dir, threads=1)
+        run(embedded_sample, config, executor=executor, workers=workers)
         datasets.append({p.name: p.read_bytes() for p in (output_dir / "wjets").iterdir()})
     assert all(dataset == datasets[0] for dataset in datasets[1:])
 
@@ -209,12 +177,12 @@ class DyingOnceProcessor(FastSimProcessor):
 
 
 @pytest.mark.slow
-def test_killed_dask_worker_is_retried_and_reported(wjets_sample, trained_model, tmp_path):
-    reference = run(wjets_sample, FastSimConfig(model=trained_model, seed=3)).output["wjets"]
+def test_killed_dask_worker_is_retried_and_reported(embedded_sample, embedded_model, tmp_path):
+    reference = run(embedded_sample, FastSimConfig(model=embedded_model, seed=3)).output["wjets"]
     marker = tmp_path / "killed"
-    processor_instance = DyingOnceProcessor(FastSimConfig(model=trained_model, seed=3), marker)
+    processor_instance = DyingOnceProcessor(FastSimConfig(model=embedded_model, seed=3), marker)
     result = run_processor(
-        {"wjets": [str(wjets_sample)]},
+        {"wjets": [str(embedded_sample)]},
         processor_instance,
         executor="dask",
         workers=2,
@@ -249,17 +217,17 @@ class FailingProcessor(FastSimProcessor):
         return super().process(events)
 
 
-def test_interrupted_run_resumes_only_missing_chunks(wjets_sample, trained_model, tmp_path):
-    reference = run(wjets_sample, FastSimConfig(model=trained_model, seed=3)).output["wjets"]
+def test_interrupted_run_resumes_only_missing_chunks(embedded_sample, embedded_model, tmp_path):
+    reference = run(embedded_sample, FastSimConfig(model=embedded_model, seed=3)).output["wjets"]
     logs = tmp_path / "logs"
     logs.mkdir()
-    config = FastSimConfig(model=trained_model, seed=3, output_dir=tmp_path / "dataset")
+    config = FastSimConfig(model=embedded_model, seed=3, output_dir=tmp_path / "dataset")
     options = {"checkpoint_dir": tmp_path / "checkpoints"}
     processor_instance = FailingProcessor(config, logs, fail_at=400)
     (logs / "interrupt").touch()
     with pytest.raises(Exception, match="interrupted"):
         run_processor(
-            {"wjets": [str(wjets_sample)]},
+            {"wjets": [str(embedded_sample)]},
             processor_instance,
             status=False,
             chunksize=200,
@@ -269,7 +237,11 @@ def test_interrupted_run_resumes_only_missing_chunks(wjets_sample, trained_model
     assert first == ["0", "200"]
     (logs / "interrupt").unlink()
     result = run_processor(
-        {"wjets": [str(wjets_sample)]}, processor_instance, status=False, chunksize=200, **options
+        {"wjets": [str(embedded_sample)]},
+        processor_instance,
+        status=False,
+        chunksize=200,
+        **options,
     ).output["wjets"]
     computed = sorted(int(p.name.split("-")[1]) for p in logs.glob("computed-*"))
     assert computed == [0, 200, 400]  # chunks 0 and 200 came from their checkpoints
@@ -279,25 +251,27 @@ def test_interrupted_run_resumes_only_missing_chunks(wjets_sample, trained_model
     assert len(read_dataset(tmp_path / "dataset" / "wjets")) == reference["cutflow"]["gen_selected"]
 
 
-def test_checkpoint_without_its_dataset_file_is_recomputed(wjets_sample, trained_model, tmp_path):
-    config = FastSimConfig(model=trained_model, seed=3, output_dir=tmp_path / "dataset")
+def test_checkpoint_without_its_dataset_file_is_recomputed(
+    embedded_sample, embedded_model, tmp_path
+):
+    config = FastSimConfig(model=embedded_model, seed=3, output_dir=tmp_path / "dataset")
     options = {"checkpoint_dir": tmp_path / "checkpoints"}
-    first = run(wjets_sample, config, **options).output["wjets"]
+    first = run(embedded_sample, config, **options).output["wjets"]
     lost = Path(first["dataset_files"][1])
     lost.unlink()
-    second = run(wjets_sample, config, **options).output["wjets"]
+    second = run(embedded_sample, config, **options).output["wjets"]
     assert lost.is_file()
     assert second["cutflow"] == first["cutflow"]
 
 
 def test_skipped_bad_file_is_in_the_manifest_and_fails_the_cli(
-    wjets_sample, trained_model, tmp_path
+    embedded_sample, embedded_model, tmp_path
 ):
     bad = tmp_path / "bad.root"
-    bad.write_bytes(wjets_sample.read_bytes()[:20_000])
+    bad.write_bytes(embedded_sample.read_bytes()[:20_000])
     out = tmp_path / "out"
     argv = [
-        "run", str(wjets_sample), str(bad), "--model", str(trained_model), "-o", str(out),
+        "run", str(embedded_sample), str(bad), "--model", str(embedded_model), "-o", str(out),
         "--executor", "iterative", "--chunksize", "200", "--skip-bad-files",
     ]  # fmt: skip
     assert main(argv) == 1
@@ -306,18 +280,18 @@ def test_skipped_bad_file_is_in_the_manifest_and_fails_the_cli(
     manifest = json.loads((out / "manifest.json").read_text())
     files = {Path(f["path"]).name: f for f in manifest["datasets"]["events"]["files"]}
     assert files["bad.root"]["status"] in ("unreadable", "skipped")
-    assert files[wjets_sample.name]["status"] == "complete"
+    assert files[embedded_sample.name]["status"] == "complete"
     assert manifest["datasets"]["events"]["dataset_rows_match_selected"] is True
 
 
 # 5. Device faults -------------------------------------------------------------------------
 
 
-def test_out_of_memory_halves_the_chunk_and_gives_the_same_output(trained_model, monkeypatch):
+def test_out_of_memory_halves_the_chunk_and_gives_the_same_output(embedded_model, monkeypatch):
     rng = np.random.default_rng(0)
     features = read_features_like(rng, 5000)
     ids = np.arange(5000, dtype=np.uint64)
-    engine = SurrogateEngine(trained_model, chunk_size=4096, seed=1)
+    engine = SurrogateEngine(embedded_model, chunk_size=4096, seed=1)
     expected = engine.predict(features, ids, ids, ids)
     evaluate = inference._evaluate_blocks
     sizes = []
@@ -333,19 +307,19 @@ def test_out_of_memory_halves_the_chunk_and_gives_the_same_output(trained_model,
     assert sizes[:3] == [4096, 2048, 1024]
 
 
-def test_out_of_memory_below_the_floor_fails_clearly(trained_model, monkeypatch):
+def test_out_of_memory_below_the_floor_fails_clearly(embedded_model, monkeypatch):
     def no_memory(module, weights, x_gen, eps, rows):
         raise torch.OutOfMemoryError("CUDA out of memory (injected)")
 
     monkeypatch.setattr(inference, "_evaluate_blocks", no_memory)
-    engine = SurrogateEngine(trained_model, chunk_size=8 * MIN_CHUNK_SIZE)
+    engine = SurrogateEngine(embedded_model, chunk_size=8 * MIN_CHUNK_SIZE)
     ids = np.arange(10, dtype=np.uint64)
     with pytest.raises(RuntimeError, match=f"chunks of {MIN_CHUNK_SIZE} events"):
         engine.predict(read_features_like(np.random.default_rng(1), 10), ids, ids, ids)
 
 
-def test_auto_device_falls_back_to_cpu_without_cuda(trained_model):
-    engine = SurrogateEngine(trained_model, device="auto")
+def test_auto_device_falls_back_to_cpu_without_cuda(embedded_model):
+    engine = SurrogateEngine(embedded_model, device="auto")
     assert engine.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 

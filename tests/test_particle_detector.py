@@ -30,6 +30,7 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(2024)
 
 
+@pytest.mark.slow  # FastJet clusters the RECO jets
 @pytest.mark.parametrize(
     ("pt", "eta", "sigma_rel"),
     # MuonMomentumSmearing sqrt(a^2 + (b pT)^2), evaluated by hand.
@@ -47,6 +48,7 @@ def test_muon_resolution_matches_card(pt, eta, sigma_rel, rng):
     assert residual.std() == pytest.approx(sigma_rel, rel=4 / np.sqrt(2 * n))
 
 
+@pytest.mark.slow  # FastJet clusters the RECO jets
 @pytest.mark.parametrize(
     ("eta", "efficiency"),
     # MuonTrackingEfficiency (pT > 1 GeV) x MuonEfficiency (10 < pT <= 1 TeV, |eta| <= 2.4).
@@ -194,6 +196,7 @@ def test_rho_is_the_median_cell_density():
     np.testing.assert_allclose(rho[0], [0.0, 1.0 / area, 0.0])
 
 
+@pytest.mark.slow  # FastJet clusters the RECO jets
 def test_same_rng_same_output_other_rng_other_output():
     particles = single_particles(45.0, 0.7, n=300)
     detector = CmsParticleDetector()

@@ -36,9 +36,9 @@ def histogram_contents(result):
 
 
 @pytest.fixture(scope="module")
-def reference(wjets_sample, trained_model, tmp_path_factory):
+def reference(embedded_sample, embedded_model, tmp_path_factory):
     """The iterative run with one chunk per 250 events."""
-    return run(wjets_sample, trained_model, tmp_path_factory.mktemp("reference"))
+    return run(embedded_sample, embedded_model, tmp_path_factory.mktemp("reference"))
 
 
 def assert_same_histograms(result, reference):
@@ -51,18 +51,18 @@ def assert_same_histograms(result, reference):
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", ["futures", "dask"])
 def test_executors_give_identical_histograms(
-    executor, wjets_sample, trained_model, reference, tmp_path
+    executor, embedded_sample, embedded_model, reference, tmp_path
 ):
-    result = run(wjets_sample, trained_model, tmp_path, executor=executor)
+    result = run(embedded_sample, embedded_model, tmp_path, executor=executor)
     assert_same_histograms(result, reference)
     assert result["cutflow"] == reference["cutflow"]
 
 
 @pytest.mark.parametrize("chunksize", [97, 600])
 def test_runner_chunking_does_not_change_results(
-    chunksize, wjets_sample, trained_model, reference, tmp_path
+    chunksize, embedded_sample, embedded_model, reference, tmp_path
 ):
-    result = run(wjets_sample, trained_model, tmp_path, chunksize=chunksize)
+    result = run(embedded_sample, embedded_model, tmp_path, chunksize=chunksize)
     assert_same_histograms(result, reference)
     dataset = read_dataset(tmp_path / "dataset" / "wjets")
     expected = read_dataset(reference["dataset_files"][0].rsplit("/", 1)[0])
@@ -72,8 +72,8 @@ def test_runner_chunking_does_not_change_results(
         )
 
 
-def test_outputs_match_the_input(wjets_sample, trained_model, reference):
-    features = read_features(wjets_sample)
+def test_outputs_match_the_input(embedded_sample, embedded_model, reference):
+    features = read_features(embedded_sample)
     assert reference["cutflow"] == {
         "input": features.n_input,
         "gen_nonfinite": 0,
@@ -82,7 +82,7 @@ def test_outputs_match_the_input(wjets_sample, trained_model, reference):
         "dl_nonfinite": 0,
     }
     assert reference["files"] == {
-        str(wjets_sample): {"entries": features.n_input, "gen_selected": len(features)}
+        str(embedded_sample): {"entries": features.n_input, "gen_selected": len(features)}
     }
     histograms = reference["histograms"]
     for name in OBSERVABLE_NAMES:
@@ -96,12 +96,12 @@ def test_outputs_match_the_input(wjets_sample, trained_model, reference):
     np.testing.assert_array_equal(counts.values(), expected)
 
 
-def test_dataset_holds_the_engine_output(wjets_sample, trained_model, reference):
+def test_dataset_holds_the_engine_output(embedded_sample, embedded_model, reference):
     dataset = read_dataset(reference["dataset_files"][0].rsplit("/", 1)[0])
-    features = read_features(wjets_sample)
+    features = read_features(embedded_sample)
     order = np.argsort(features.event)
     assert dataset["event"].to_numpy().tolist() == features.event[order].tolist()
-    engine = SurrogateEngine(trained_model, seed=3)
+    engine = SurrogateEngine(embedded_model, seed=3)
     dl = engine.predict(features.gen, features.run, features.luminosity_block, features.event)[
         order
     ]
@@ -111,17 +111,17 @@ def test_dataset_holds_the_engine_output(wjets_sample, trained_model, reference)
 
 
 @pytest.mark.parametrize(("name", "n_selected"), [("nano_dy.root", 5), ("pfnano.root", 0)])
-def test_real_nanoaod(name, n_selected, real_nanoaod, trained_model, tmp_path):
-    result = run(real_nanoaod / name, trained_model, tmp_path, processor_class=WJetsProcessor)
+def test_real_nanoaod(name, n_selected, real_nanoaod, embedded_model, tmp_path):
+    result = run(real_nanoaod / name, embedded_model, tmp_path, processor_class=WJetsProcessor)
     assert result["cutflow"]["gen_selected"] == n_selected
     assert result["histograms"]["jet_pt"]["dl", :].sum(flow=True) == n_selected
     assert len(result["dataset_files"]) == 1
     assert len(read_dataset(tmp_path / "dataset" / "wjets")) == n_selected
 
 
-def test_wjets_processor_adds_the_signal_region(wjets_sample, trained_model, tmp_path):
-    result = run(wjets_sample, trained_model, tmp_path, processor_class=WJetsProcessor)
-    features = read_features(wjets_sample)
+def test_wjets_processor_adds_the_signal_region(embedded_sample, embedded_model, tmp_path):
+    result = run(embedded_sample, embedded_model, tmp_path, processor_class=WJetsProcessor)
+    features = read_features(embedded_sample)
     gen = observables_of(features.gen)
     expected = int(((gen["mt"] > 50.0) & (gen["jet_pt"] > 40.0)).sum())
     assert result["signal_region_yields"]["gen"] == expected

@@ -108,6 +108,7 @@ def test_constant_feature_is_refused(small_sample: tuple[np.ndarray, np.ndarray]
         train_surrogate(gen, reco, TrainingConfig(epochs=1, **FAST))
 
 
+@pytest.mark.slow
 def test_training_is_deterministic(small_sample: tuple[np.ndarray, np.ndarray]) -> None:
     config = TrainingConfig(epochs=2, seed=11, **FAST)
     first, second = (train_surrogate(*small_sample, config) for _ in range(2))
@@ -127,6 +128,7 @@ def unlearnable_sample() -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=(300, N_FEATURES)), rng.normal(size=(300, N_FEATURES))
 
 
+@pytest.mark.slow
 def test_best_epoch_parameters_are_returned(
     unlearnable_sample: tuple[np.ndarray, np.ndarray],
 ) -> None:
@@ -140,6 +142,7 @@ def test_best_epoch_parameters_are_returned(
     assert evaluate_loss(result.model, gen[index], reco[index]) == min(validation)
 
 
+@pytest.mark.slow
 def test_patience_stops_early(unlearnable_sample: tuple[np.ndarray, np.ndarray]) -> None:
     config = TrainingConfig(epochs=50, learning_rate=0.01, patience=3, **FAST)
     result = train_surrogate(*unlearnable_sample, config)
@@ -148,6 +151,7 @@ def test_patience_stops_early(unlearnable_sample: tuple[np.ndarray, np.ndarray])
     assert epochs_run == result.best_epoch + 4
 
 
+@pytest.mark.slow
 def test_metadata_describes_the_run(small_sample: tuple[np.ndarray, np.ndarray]) -> None:
     result = train_surrogate(*small_sample, TrainingConfig(epochs=1, **FAST))
     metadata = result.metadata()
@@ -157,6 +161,7 @@ def test_metadata_describes_the_run(small_sample: tuple[np.ndarray, np.ndarray])
     assert metadata["best_epoch"] == 0
 
 
+@pytest.mark.slow
 def test_epoch_times_are_recorded(small_sample: tuple[np.ndarray, np.ndarray]) -> None:
     result = train_surrogate(*small_sample, TrainingConfig(epochs=3, **FAST))
     seconds = result.history.seconds
