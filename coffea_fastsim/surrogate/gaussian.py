@@ -6,9 +6,10 @@ mean + 1 sigma quantile of a Gaussian). Both networks work on standardized featu
 module takes and returns physical units (GeV, log GeV for the jet mass).
 
 References:
-    Chen, Coccaro, Khattak, Mariani, Pierini, Scharf, Zanetti, Zigman, "Analysis-specific
-    fast simulation at the LHC with deep learning", Comput. Softw. Big Sci. (2021),
-    section "Model Description and Training".
+    C. Chen, O. Cerri, T. Q. Nguyen, J.-R. Vlimant, M. Pierini, "Analysis-Specific Fast
+    Simulation at the LHC with Deep Learning", Comput. Softw. Big Sci. 5, 15 (2021),
+    doi:10.1007/s41781-021-00060-4, arXiv:2010.01835, section "Model Description and
+    Training".
 """
 
 from __future__ import annotations

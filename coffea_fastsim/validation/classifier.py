@@ -9,7 +9,9 @@ and grows towards 1 with their difference.
 
 References:
     Lopez-Paz and Oquab, "Revisiting classifier two-sample tests", ICLR 2017.
-    Paganini, de Oliveira and Nachman, "CaloGAN", Phys. Rev. D 97 (2018) 014021.
+    Paganini, de Oliveira and Nachman, "Accelerating Science with Generative Adversarial
+    Networks: An Application to 3D Particle Showers in Multilayer Calorimeters",
+    Phys. Rev. Lett. 120 (2018) 042003, "Classification as a performance proxy".
 """
 
 from __future__ import annotations
