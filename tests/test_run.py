@@ -36,7 +36,7 @@ def test_bad_processor_spec_is_named(spec, message):
     assert spec in str(error.value)
 
 
-def test_cli_names_a_bad_processor(wjets_sample, trained_model, tmp_path, capsys):
-    argv = ["run", str(wjets_sample), "--model", str(trained_model), "-o", str(tmp_path / "o")]
+def test_cli_names_a_bad_processor(embedded_sample, embedded_model, tmp_path, capsys):
+    argv = ["run", str(embedded_sample), "--model", str(embedded_model), "-o", str(tmp_path / "o")]
     assert main([*argv, "--processor", "processors.wjets:Nope"]) == 2
     assert "processors.wjets:Nope" in capsys.readouterr().err
