@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from particle_guns import MUON_MASS, N, single_particles
 
+from coffea_fastsim.sim.detector.jets import jets_with_muon
 from coffea_fastsim.sim.detector.registry import (
     CMS_CARD,
     DETECTORS,
@@ -17,6 +18,21 @@ from coffea_fastsim.sim.detector.registry import (
     PerfectDetector,
     make_detector,
 )
+from coffea_fastsim.sim.detector.response import NO_JET_ENERGY_SCALE, same_event_pairs
+
+
+def test_same_event_pairs_by_hand():
+    # events with 2, 0 and 3 objects; targets in events 2 and 0
+    owner, offset, other = same_event_pairs(np.array([2, 0, 3]), np.array([2, 0]))
+    assert owner.tolist() == [0, 0, 0, 1, 1]
+    assert offset.tolist() == [0, 1, 2, 0, 1]
+    assert other.tolist() == [2, 3, 4, 0, 1]
+
+
+def test_jets_with_muon_by_hand():
+    # two jets in event 0, one in event 1; muons in jet 1 of event 0, in no jet, in no jet
+    mask = jets_with_muon(np.array([2, 1]), np.array([0, 1, 0]), np.array([1, -1, -1]))
+    assert mask.tolist() == [False, True, False]
 
 
 def single_jets(pt: float, eta: float, n: int = N, seed: int = 0) -> ak.Array:
@@ -122,7 +138,7 @@ def test_jet_energy_scale_matches_card(pt, eta, scale, rng):
     ],
 )
 def test_jet_energy_resolution_matches_hcal(energy, eta, sigma_rel, rng):
-    detector = detector_without(jes_offset=0.0, jes_slope=0.0)
+    detector = detector_without(jet_energy_scale=NO_JET_ENERGY_SCALE)
     pt = energy / np.cosh(eta)
     jets = detector.reconstruct(no_particles(), single_jets(pt, eta), rng).Jet
     reco_pt = ak.to_numpy(ak.flatten(jets.pt))

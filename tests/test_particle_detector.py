@@ -133,7 +133,7 @@ def tower_eta(card: CalorimeterCard, eta: float) -> float:
 def test_single_neutral_response_matches_resolution(card, abs_id, energy, eta, rng):
     event = np.arange(N)
     momentum = (np.zeros(N), np.zeros(N), np.zeros(N), np.full(N, energy))
-    neutral = energy_flow(card, rng, event, N, deposit(np.full(N, energy), eta, abs_id), momentum)
+    neutral = energy_flow(card, rng, event, deposit(np.full(N, energy), eta, abs_id), momentum)
     sigma = float(card.resolution(np.array([energy]), np.array([tower_eta(card, eta)]))[0])
     assert neutral.energy.size > 0.999 * N
     assert neutral.energy.mean() == pytest.approx(energy, abs=4 * sigma / np.sqrt(N))
@@ -161,7 +161,7 @@ def test_hcal_significance_threshold(energy, rng):
     expected = 0.5 * math.erfc(z / np.sqrt(2))
     event = np.arange(N)
     e = np.full(N, energy)
-    neutral = energy_flow(CMS_HCAL, rng, event, N, deposit(e, 0.2, 130), (e, e, e, e))
+    neutral = energy_flow(CMS_HCAL, rng, event, deposit(e, 0.2, 130), (e, e, e, e))
     assert neutral.energy.size / N == pytest.approx(expected, abs=4 * np.sqrt(0.25 / N))
 
 
@@ -173,7 +173,7 @@ def test_energy_flow_subtracts_the_track(rng):
     energy = np.array([30.0, 20.0])
     dep = deposit(energy, 0.3, 211, track_energy=np.array([30.0, 0.0]))
     dep["abs_id"] = np.array([211, 130])
-    neutral = energy_flow(card, rng, np.zeros(2, dtype=np.int64), 1, dep, (energy,) * 4)
+    neutral = energy_flow(card, rng, np.zeros(2, dtype=np.int64), dep, (energy,) * 4)
     np.testing.assert_allclose(neutral.energy, [20.0])
     np.testing.assert_allclose(np.arctanh(neutral.pz / neutral.energy), tower_eta(card, 0.3))
 

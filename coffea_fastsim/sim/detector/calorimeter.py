@@ -180,7 +180,6 @@ def energy_flow(
     card: CalorimeterCard,
     rng: np.random.Generator,
     event: np.ndarray,
-    n_events: int,
     deposit: dict[str, np.ndarray],
     momentum: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 ) -> NeutralCandidates:
@@ -195,7 +194,6 @@ def energy_flow(
         card: the calorimeter.
         rng: the only source of randomness.
         event: event index of every particle, shape (n,).
-        n_events: number of events.
         deposit: per particle, shape (n,): ``eta`` and ``phi`` where it reaches the
             calorimeter, ``energy`` (GeV), ``abs_id`` (|pdgId|), ``track_energy`` (GeV, 0 if
             not tracked) and ``track_sigma`` (GeV).

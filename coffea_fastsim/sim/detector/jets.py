@@ -17,7 +17,14 @@ import numpy as np
 
 from coffea_fastsim.sim.detector.response import wrap_phi
 
-__all__ = ["CMS_RHO_GRID", "RhoGrid", "antikt_areas", "cluster", "rho_median"]
+__all__ = [
+    "CMS_RHO_GRID",
+    "RhoGrid",
+    "antikt_areas",
+    "cluster",
+    "jets_with_muon",
+    "rho_median",
+]
 
 
 def cluster(
@@ -58,6 +65,27 @@ def cluster(
     jet_of = np.full(px.size, -1)
     jet_of[ak.to_numpy(member)] = ak.to_numpy(ak.flatten(owner, axis=None))
     return jets, jet_of
+
+
+def jets_with_muon(
+    jet_counts: np.ndarray, muon_event: np.ndarray, muon_jet: np.ndarray
+) -> np.ndarray:
+    """Which jets hold a reconstructed muon (Delphes UniqueObjectFinder removes them).
+
+    Arguments:
+        jet_counts: jets per event, shape (n_events,); the jets are flat, sorted by event.
+        muon_event: event of each muon, shape (n_muons,).
+        muon_jet: index within its event of the jet each muon was clustered into, -1 for
+            none, shape (n_muons,).
+
+    Returns:
+        shape (sum(jet_counts),), bool.
+    """
+    first = np.cumsum(jet_counts) - jet_counts
+    with_muon = np.zeros(int(jet_counts.sum()), dtype=bool)
+    in_jet = muon_jet >= 0
+    with_muon[first[muon_event[in_jet]] + muon_jet[in_jet]] = True
+    return with_muon
 
 
 def antikt_areas(counts: np.ndarray, eta: np.ndarray, phi: np.ndarray, r: float) -> np.ndarray:

@@ -29,6 +29,7 @@ from coffea_fastsim.sim.detector.jets import (
     RhoGrid,
     antikt_areas,
     cluster,
+    jets_with_muon,
     rho_median,
 )
 from coffea_fastsim.sim.detector.pileup import (
@@ -39,14 +40,18 @@ from coffea_fastsim.sim.detector.pileup import (
     make_min_bias_pool,
 )
 from coffea_fastsim.sim.detector.response import (
+    CMS_JET_ENERGY_SCALE,
     CMS_MUON_EFFICIENCY,
     MUON_PDG_ID,
     NEUTRINO_PDG_IDS,
+    NO_JET_ENERGY_SCALE,
+    JetEnergyScale,
     MuonEfficiency,
     collection,
     flat_field,
     met_record,
     polar_coordinates,
+    same_event_pairs,
     wrap_phi,
 )
 from coffea_fastsim.sim.detector.tracking import (
@@ -80,7 +85,7 @@ class CmsParticleCard:
         jet_r: FastJetFinder ParameterR (anti-kt).
         jet_pt_min: FastJetFinder JetPTMin, and JetPileUpSubtractor JetPTMin after rho * area.
         jet_abs_eta_max: jets beyond this |eta| are dropped (calorimeter coverage).
-        jes_offset, jes_slope: JetEnergyScale, sqrt((offset - slope |eta|)^2 / pT + 1).
+        jet_energy_scale: JetEnergyScale.
         pileup: PileUpMerger and TrackPileUpSubtractor (CMS_PhaseII_200PU_v03).
         rho_grid: Rho (FastJetGridMedianEstimator), see
             `coffea_fastsim.sim.detector.jets.CMS_RHO_GRID`.
@@ -97,15 +102,10 @@ class CmsParticleCard:
     jet_r: float = 0.5
     jet_pt_min: float = 20.0
     jet_abs_eta_max: float = 5.0
-    jes_offset: float = 2.5
-    jes_slope: float = 0.15
+    jet_energy_scale: JetEnergyScale = CMS_JET_ENERGY_SCALE
     pileup: PileupCard = CMS_PILEUP
     rho_grid: RhoGrid = CMS_RHO_GRID
     gen_jet_match_dr: float = 0.25
-
-    def jet_energy_scale(self, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
-        """JetEnergyScale factor of jets of transverse momentum pt (GeV) and pseudorapidity eta."""
-        return np.sqrt((self.jes_offset - self.jes_slope * np.abs(eta)) ** 2 / pt + 1.0)
 
 
 CMS_PARTICLE_CARD = CmsParticleCard()
@@ -118,8 +118,7 @@ PERFECT_PARTICLE_CARD = CmsParticleCard(
     muon_efficiency=MuonEfficiency(0.0, np.inf, 1.0, np.inf, 0.0),
     muon_isolation_ratio_max=np.inf,
     jet_abs_eta_max=np.inf,
-    jes_offset=0.0,
-    jes_slope=0.0,
+    jet_energy_scale=NO_JET_ENERGY_SCALE,
 )
 #: Pileup interactions reconstructed together (bounds the memory of one step).
 _PILEUP_PER_STEP = 2000
@@ -258,7 +257,7 @@ class CmsParticleDetector:
         }
         momentum = (px, py, pz, energy)
         neutrals = [
-            energy_flow(calo, rng, event, n, deposit, momentum) for calo in (card.ecal, card.hcal)
+            energy_flow(calo, rng, event, deposit, momentum) for calo in (card.ecal, card.hcal)
         ]
 
         # TrackPileUpSubtractor: pileup tracks resolved from the primary vertex are removed.
@@ -339,11 +338,7 @@ class CmsParticleDetector:
         """Charged and neutral scalar pT sums (GeV) of the other candidates above the
         isolation threshold in the isolation cone around each target candidate."""
         counts = np.bincount(candidates.event, minlength=int(candidates.event.max(initial=-1)) + 1)
-        first = np.cumsum(counts) - counts
-        lengths = counts[candidates.event[targets]]
-        owner = np.repeat(np.arange(targets.size), lengths)
-        offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        other = first[candidates.event[targets]][owner] + offset
+        owner, _, other = same_event_pairs(counts, candidates.event[targets])
         d_r = np.hypot(eta[other] - eta[targets][owner], wrap_phi(phi[other] - phi[targets][owner]))
         in_cone = (
             (d_r < self.card.muon_isolation_dr)
@@ -383,10 +378,7 @@ class CmsParticleDetector:
             factor *= card.jet_energy_scale(pt * factor, eta)
         factor[~np.isfinite(factor)] = 0.0
         pt, mass = pt * factor, polar_coordinates(*(c * factor for c in p4))[3]
-        first = np.cumsum(j_counts) - j_counts
-        with_muon = np.zeros(pt.size, dtype=bool)
-        in_jet = jet_of[muons] >= 0
-        with_muon[first[candidates.event[muons[in_jet]]] + jet_of[muons[in_jet]]] = True
+        with_muon = jets_with_muon(j_counts, candidates.event[muons], jet_of[muons])
         kept = (pt > card.jet_pt_min) & (np.abs(eta) <= card.jet_abs_eta_max) & ~with_muon
         return {
             "event": j_event[kept],
@@ -406,11 +398,7 @@ class CmsParticleDetector:
             *(ak.to_numpy(ak.flatten(gen_jets[c])) for c in ("px", "py", "pz", "E"))
         )
         event = jets["event"]
-        lengths = g_counts[event]
-        owner = np.repeat(np.arange(event.size), lengths)
-        g_first = np.cumsum(g_counts) - g_counts
-        offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        other = g_first[event][owner] + offset
+        owner, offset, other = same_event_pairs(g_counts, event)
         d_r = np.hypot(
             g_eta[other] - jets["eta"][owner], wrap_phi(g_phi[other] - jets["phi"][owner])
         )

@@ -29,13 +29,16 @@ from typing import Protocol
 import awkward as ak
 import numpy as np
 
+from coffea_fastsim.sim.detector.jets import jets_with_muon
 from coffea_fastsim.sim.detector.particle import CmsParticleDetector
 from coffea_fastsim.sim.detector.response import (
+    CMS_JET_ENERGY_SCALE,
     CMS_MUON_EFFICIENCY,
     MUON_PDG_ID,
     NEUTRINO_PDG_IDS,
     CaloResolution,
     EtaPtTable,
+    JetEnergyScale,
     MuonEfficiency,
     TrackResolution,
     bin_index,
@@ -45,6 +48,7 @@ from coffea_fastsim.sim.detector.response import (
     lognormal,
     met_record,
     polar_coordinates,
+    same_event_pairs,
     wrap_phi,
 )
 
@@ -94,8 +98,7 @@ class CmsCard:
         tower_abs_eta_max: upper |eta| edges of the HCal tower sizes below.
         tower_size: HCal tower size in eta and phi (5 and 10 degree towers); the jet axis
             is smeared by a Gaussian of width tower_size / sqrt(12).
-        jes_offset, jes_slope: module JetEnergyScale, the jet four-momentum is multiplied
-            by sqrt((jes_offset - jes_slope |eta|)^2 / pT + 1).
+        jet_energy_scale: module JetEnergyScale.
         jet_pt_min: module FastJetFinder, JetPTMin.
     """
 
@@ -125,13 +128,8 @@ class CmsCard:
     calorimeter_abs_eta_max: float = 5.0
     tower_abs_eta_max: tuple[float, ...] = (1.74, 5.0)
     tower_size: tuple[float, ...] = (0.087, 0.175)
-    jes_offset: float = 2.5
-    jes_slope: float = 0.15
+    jet_energy_scale: JetEnergyScale = CMS_JET_ENERGY_SCALE
     jet_pt_min: float = 20.0
-
-    def jet_energy_scale(self, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
-        """JetEnergyScale factor for jets of transverse momentum pt (GeV) and pseudorapidity eta."""
-        return np.sqrt((self.jes_offset - self.jes_slope * np.abs(eta)) ** 2 / pt + 1.0)
 
     def jet_angular_resolution(self, eta: np.ndarray) -> np.ndarray:
         """Gaussian width of the jet eta and phi smearing (tower size / sqrt(12))."""
@@ -242,9 +240,7 @@ class CmsCardDetector:
         scale = card.jet_energy_scale(r_pt, r_eta)
         r_pt, r_mass = r_pt * scale, j_mass * response * scale
         j_first = np.cumsum(j_counts) - j_counts
-        with_muon = np.zeros(je.size, dtype=bool)
-        in_jet = jet_of[reco_mu] >= 0
-        with_muon[j_first[event[reco_mu[in_jet]]] + jet_of[reco_mu[in_jet]]] = True
+        with_muon = jets_with_muon(j_counts, event[reco_mu], jet_of[reco_mu])
         kept_jet = (
             (r_pt > card.jet_pt_min) & (np.abs(r_eta) <= card.calorimeter_abs_eta_max) & ~with_muon
         )
@@ -309,12 +305,8 @@ class CmsCardDetector:
     ) -> np.ndarray:
         """Scalar pT sum (GeV) of the other visible particles above the isolation threshold in
         a cone around each candidate (flat particle indices), in the candidate's event."""
-        first = np.cumsum(counts) - counts
         event_of = np.repeat(np.arange(len(counts)), counts)
-        lengths = counts[event_of[candidates]]
-        owner = np.repeat(np.arange(candidates.size), lengths)
-        offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        other = first[event_of[candidates]][owner] + offset
+        owner, _, other = same_event_pairs(counts, event_of[candidates])
         d_phi = wrap_phi(phi[other] - phi[candidates][owner])
         d_eta = eta[other] - eta[candidates][owner]
         in_cone = (

@@ -9,10 +9,13 @@ import awkward as ak
 import numpy as np
 
 __all__ = [
+    "CMS_JET_ENERGY_SCALE",
     "MUON_PDG_ID",
     "NEUTRINO_PDG_IDS",
+    "NO_JET_ENERGY_SCALE",
     "CaloResolution",
     "EtaPtTable",
+    "JetEnergyScale",
     "MuonEfficiency",
     "TrackResolution",
     "bin_index",
@@ -22,6 +25,7 @@ __all__ = [
     "lognormal",
     "met_record",
     "polar_coordinates",
+    "same_event_pairs",
     "wrap_phi",
 ]
 
@@ -148,6 +152,50 @@ class MuonEfficiency:
 CMS_MUON_EFFICIENCY = MuonEfficiency(
     pt_min=10.0, abs_eta_max=2.4, plateau=0.95, knee=1.0e3, slope=5.0e-4
 )
+
+
+@dataclass(frozen=True)
+class JetEnergyScale:
+    """Delphes JetEnergyScale: the jet four-momentum is multiplied by
+    sqrt((offset - slope |eta|)^2 / pT + 1), pT in GeV.
+
+    Arguments:
+        offset: GeV^(1/2).
+        slope: GeV^(1/2) per unit of |eta|.
+    """
+
+    offset: float = 2.5
+    slope: float = 0.15
+
+    def __call__(self, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
+        """The factor of jets of transverse momentum pt (GeV) and pseudorapidity eta."""
+        return np.sqrt((self.offset - self.slope * np.abs(eta)) ** 2 / pt + 1.0)
+
+
+#: The JetEnergyScale of the Delphes CMS card.
+CMS_JET_ENERGY_SCALE = JetEnergyScale()
+#: No correction: the factor is 1.
+NO_JET_ENERGY_SCALE = JetEnergyScale(offset=0.0, slope=0.0)
+
+
+def same_event_pairs(
+    counts: np.ndarray, event: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair (target, object of the target's event), for cone sums and matching.
+
+    Arguments:
+        counts: objects per event, shape (n_events,); the objects are flat, sorted by event.
+        event: event of each target, shape (n_targets,).
+
+    Returns:
+        (owner, offset, other), each shape (n_pairs,): the target of the pair, the
+        object's position within its event and its flat index.
+    """
+    first = np.cumsum(counts) - counts
+    lengths = counts[event]
+    owner = np.repeat(np.arange(event.size), lengths)
+    offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return owner, offset, first[event][owner] + offset
 
 
 def lognormal(rng: np.random.Generator, mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
