@@ -19,7 +19,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import awkward as ak
@@ -29,15 +28,14 @@ from coffea import processor
 from dask.distributed import LocalCluster
 from timing import best_rate
 
-from coffea_fastsim.analysis.features import GEN_FIELDS, ID_FIELDS
-from coffea_fastsim.cli import NANOAOD_WARNING_FILTER
+from coffea_fastsim.analysis.features import GEN_BRANCHES, GEN_FIELDS, ID_FIELDS
+from coffea_fastsim.analysis.reading import ignore_nanoaod_warnings
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
 from coffea_fastsim.processing.runner import run_processor
 
 #: Timed runs per measurement; the best is kept (the machine is shared).
 REPEATS = 2
-GEN_BRANCHES = [f"{c}_{f}" for c, fields in GEN_FIELDS.items() for f in fields] + list(ID_FIELDS)
 
 
 class ReadOnlyProcessor(processor.ProcessorABC):
@@ -105,8 +103,7 @@ def peak_rss(path: Path, output_dir: Path, chunksize: int) -> float:
 
 
 def main() -> None:
-    os.environ.setdefault("PYTHONWARNINGS", NANOAOD_WARNING_FILTER)
-    warnings.filterwarnings("ignore", message="Missing cross-reference", category=RuntimeWarning)
+    ignore_nanoaod_warnings()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/fastsim-bench"))

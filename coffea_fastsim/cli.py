@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from coffea_fastsim.processing.run import (
 
 __all__ = ["main"]
 
-NANOAOD_WARNING_FILTER = "ignore:Missing cross-reference index:RuntimeWarning"
 
 DESCRIPTION = """\
 Analysis-specific deep-learning fast simulation for coffea.
@@ -544,12 +542,10 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``coffea-fastsim`` console script; returns the exit status."""
-    # NanoAODSchema warns about cross-references to collections that generated files do not
-    # have (Electron, FatJet ...). The variable reaches the worker processes too.
-    os.environ.setdefault("PYTHONWARNINGS", NANOAOD_WARNING_FILTER)
-    warnings.filterwarnings("ignore", message="Missing cross-reference", category=RuntimeWarning)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    from coffea_fastsim.analysis.reading import ignore_nanoaod_warnings
+
+    ignore_nanoaod_warnings()
     try:
         COMMANDS[args.command](args)
     except IncompleteRunError as error:

@@ -25,7 +25,7 @@ from coffea_fastsim.processing.manifest import build_manifest, manifest_notes, m
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
 from coffea_fastsim.processing.runner import make_fileset, run_processor
 from coffea_fastsim.surrogate import inference
-from coffea_fastsim.surrogate.inference import MIN_CHUNK_SIZE, SurrogateEngine
+from coffea_fastsim.surrogate.inference import EVALUATION_BLOCK, SurrogateEngine
 
 # Workers unpickle the fault-injecting processors below by value, not by module name.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -312,9 +312,9 @@ def test_out_of_memory_below_the_floor_fails_clearly(embedded_model, monkeypatch
         raise torch.OutOfMemoryError("CUDA out of memory (injected)")
 
     monkeypatch.setattr(inference, "_evaluate_blocks", no_memory)
-    engine = SurrogateEngine(embedded_model, chunk_size=8 * MIN_CHUNK_SIZE)
+    engine = SurrogateEngine(embedded_model, chunk_size=8 * EVALUATION_BLOCK)
     ids = np.arange(10, dtype=np.uint64)
-    with pytest.raises(RuntimeError, match=f"chunks of {MIN_CHUNK_SIZE} events"):
+    with pytest.raises(RuntimeError, match=f"chunks of {EVALUATION_BLOCK} events"):
         engine.predict(read_features_like(np.random.default_rng(1), 10), ids, ids, ids)
 
 

@@ -14,6 +14,7 @@ statusFlags), GenJet (pt, eta, phi, mass), GenMET (pt, phi), and, for RECO, Muon
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import awkward as ak
@@ -26,6 +27,7 @@ __all__ = [
     "EventFeatures",
     "Selection",
     "auxiliary_from_features",
+    "branch_names",
     "build_features",
     "has_reco_branches",
     "missing_gen_branches",
@@ -48,6 +50,14 @@ RECO_FIELDS: dict[str, tuple[str, ...]] = {
     "MET": ("pt", "phi"),
 }
 ID_FIELDS: tuple[str, ...] = ("run", "luminosityBlock", "event")
+
+
+def _branches(required: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    return tuple(f"{group}_{field}" for group, fields in required.items() for field in fields)
+
+
+#: Flat NanoAOD names of every branch the GEN selection and the event identity read.
+GEN_BRANCHES: tuple[str, ...] = (*_branches(GEN_FIELDS), *ID_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -103,26 +113,26 @@ class EventFeatures:
         return self.reco is not None
 
 
-def _missing_fields(events: ak.Array, required: dict[str, tuple[str, ...]]) -> list[str]:
-    missing = []
-    for collection, fields in required.items():
-        if collection not in events.fields:
-            missing.append(collection)
-            continue
-        present = set(events[collection].fields)
-        missing.extend(f"{collection}_{name}" for name in fields if name not in present)
-    return missing
+def branch_names(events: ak.Array, collections: Iterable[str]) -> set[str]:
+    """The flat NanoAOD names of the top-level fields of ``events`` and of the fields
+    (``Collection_field``) of those ``collections`` it has."""
+    names = set(events.fields)
+    for collection in collections:
+        if collection in names:
+            names.update(f"{collection}_{name}" for name in events[collection].fields)
+    return names
 
 
-def missing_gen_branches(events: ak.Array) -> list[str]:
-    """Names of the GEN branches (``Collection_field``) that the selection needs but are absent."""
-    missing = _missing_fields(events, GEN_FIELDS)
-    return missing + [name for name in ID_FIELDS if name not in events.fields]
+def missing_gen_branches(present: Collection[str]) -> list[str]:
+    """The branches (flat NanoAOD names, e.g. ``GenJet_pt``) of the GEN selection and the
+    event identity that are not in ``present``, e.g. the keys of a file's Events tree."""
+    return [name for name in GEN_BRANCHES if name not in present]
 
 
 def has_reco_branches(events: ak.Array) -> bool:
     """Whether the input has every RECO collection and field the RECO features need."""
-    return not _missing_fields(events, RECO_FIELDS)
+    present = branch_names(events, RECO_FIELDS)
+    return all(name in present for name in _branches(RECO_FIELDS))
 
 
 @dataclass(frozen=True)
@@ -288,7 +298,7 @@ def build_features(events: ak.Array, selection: Selection | None = None) -> Even
         KeyError: a GEN branch or an event-identity branch is missing; the message lists them.
     """
     selection = selection or Selection()
-    missing = missing_gen_branches(events)
+    missing = missing_gen_branches(branch_names(events, GEN_FIELDS))
     if missing:
         raise KeyError(f"missing GEN branches needed by the W+jet selection: {', '.join(missing)}")
     n_input = len(events)

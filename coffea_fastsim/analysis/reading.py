@@ -27,6 +27,11 @@ __all__ = [
 
 TREE_NAME = "Events"
 
+#: NanoAODSchema warns about cross-references to collections that a file does not store
+#: (generated files have no Electron or FatJet, real ones lack FatJet subjets); harmless here.
+NANOAOD_WARNING_FILTER = "ignore:Missing cross-reference index:RuntimeWarning"
+_CROSS_REFERENCE_WARNING = {"message": "Missing cross-reference", "category": RuntimeWarning}
+
 
 class InputFileError(ValueError):
     """An input file is missing, unreadable, or lacks the Events tree or needed branches."""
@@ -94,15 +99,19 @@ def check_input_file(path: str | os.PathLike) -> None:
         raise InputFileError(f"{path} is not a readable ROOT file: {error}") from error
 
 
+def ignore_nanoaod_warnings() -> None:
+    """Silence NanoAODSchema's cross-reference warning in this process and, through
+    ``PYTHONWARNINGS``, in the worker processes it starts (unless that is already set)."""
+    os.environ.setdefault("PYTHONWARNINGS", NANOAOD_WARNING_FILTER)
+    warnings.filterwarnings("ignore", **_CROSS_REFERENCE_WARNING)
+
+
 def open_events(path: str | os.PathLike) -> ak.Array:
     """All events of one NanoAOD-like file as eager coffea NanoEvents (NanoAODSchema)."""
     path = Path(path)
     check_input_file(path)
     with warnings.catch_warnings():
-        # Real NanoAOD files reference collections that are not stored (e.g. FatJet subjets).
-        warnings.filterwarnings(
-            "ignore", message="Missing cross-reference", category=RuntimeWarning
-        )
+        warnings.filterwarnings("ignore", **_CROSS_REFERENCE_WARNING)
         return NanoEventsFactory.from_root(
             {str(path): TREE_NAME}, schemaclass=NanoAODSchema, mode="eager"
         ).events()

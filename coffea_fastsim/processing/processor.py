@@ -108,6 +108,26 @@ class FastSimProcessor(processor.ProcessorABC):
         return {}
 
     def process(self, events: ak.Array) -> dict[str, Any]:
+        """Process one chunk of events.
+
+        Reads the GEN branches of the selection (GenPart, GenJet, GenMET), the event
+        identity (run, luminosityBlock, event) and, when the file has them, the RECO
+        collections (Muon, Jet, MET). Selects the W+jet events at GEN level
+        (``config.selection``) and evaluates the surrogate on their GEN features with
+        their identities (``SurrogateEngine.predict``). Fills the GEN and DL histograms
+        and the DL residuals of every selected event and, for events with a valid RECO
+        match, the RECO histograms and residuals. Writes the DL features of the chunk with
+        the identities as one Parquet file under ``config.output_dir/<dataset>`` (when
+        set), named after the file and the entry range.
+
+        Arguments:
+            events: a chunk of NanoAOD-like events; ``events.metadata`` (from the Runner)
+                gives the dataset name, the file and the entry range.
+
+        Returns:
+            ``{dataset: output}``, output as in the class docstring plus what
+            :meth:`analyze` adds.
+        """
         metadata = getattr(events, "metadata", None) or {}
         dataset = metadata.get("dataset", "events")
         if self.config.threads is not None:

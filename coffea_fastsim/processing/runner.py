@@ -19,7 +19,7 @@ import uproot
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 
-from coffea_fastsim.analysis.features import GEN_FIELDS, ID_FIELDS
+from coffea_fastsim.analysis.features import missing_gen_branches
 from coffea_fastsim.analysis.reading import TREE_NAME, InputFileError, check_input_file
 from coffea_fastsim.processing.checkpoint import ChunkCheckpointer
 
@@ -58,9 +58,7 @@ class RunResult:
 def check_gen_branches(path: str | os.PathLike) -> None:
     """Raise :class:`InputFileError` naming the file and the GEN branches it lacks."""
     with uproot.open(path) as file:
-        present = set(file[TREE_NAME].keys())
-    needed = [f"{c}_{f}" for c, fields in GEN_FIELDS.items() for f in fields] + list(ID_FIELDS)
-    missing = [name for name in needed if name not in present]
+        missing = missing_gen_branches(set(file[TREE_NAME].keys()))
     if missing:
         raise InputFileError(
             f"{path} lacks GEN branches needed by the selection: {', '.join(missing)}"

@@ -43,7 +43,6 @@ __all__ = [
     "DEVICE_BYTES_PER_EVENT",
     "EVALUATION_BLOCK",
     "MAX_CHUNK_SIZE",
-    "MIN_CHUNK_SIZE",
     "SurrogateEngine",
     "automatic_chunk_size",
     "evaluation_block",
@@ -53,8 +52,6 @@ __all__ = [
 EVALUATION_BLOCK = 1024
 #: Rows per network evaluation on a CUDA device.
 CUDA_EVALUATION_BLOCK = 65536
-#: Smallest chunk that an out-of-memory retry halves down to on the CPU (one block).
-MIN_CHUNK_SIZE = EVALUATION_BLOCK
 #: Chunk size on the CPU when none is given.
 CPU_CHUNK_SIZE = 65536
 #: Largest automatic chunk (events); beyond it a GPU gains nothing and the host buffers grow.
