@@ -236,18 +236,20 @@ def test_no_module_is_too_long() -> None:
     assert not too_long, f"modules over {MAX_MODULE_LINES} lines: {too_long}"
 
 
-def test_cli_only_parses_calls_and_prints() -> None:
+@pytest.mark.parametrize("path", sorted((PACKAGE_DIR / "cli").glob("*.py")), ids=lambda p: p.name)
+def test_cli_only_parses_calls_and_prints(path: Path) -> None:
     """Target of the layout: the command line defines no class (no exception, no policy
-    object), is short, and does not import the example processors (``run --processor``)."""
-    path = PACKAGE_DIR / "cli.py"
+    object), its modules are short, and it does not import the example processors
+    (``run --processor``)."""
     source = path.read_text()
     classes = [node.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ClassDef)]
     assert not classes, f"{path} defines classes {classes}: they belong in the library"
     n_lines = len(source.splitlines())
     assert n_lines < MAX_CLI_LINES, f"{path} has {n_lines} lines (limit {MAX_CLI_LINES})"
+    modules = package_modules()
     examples = [
         found.target
-        for found in imports_of(source, f"{PACKAGE}.cli", False, set(package_modules()))
+        for found in imports_of(source, module_name(path), False, set(modules))
         if found.target.split(".")[0] == "processors"
     ]
     assert not examples, f"{path} imports the example processors {examples}"

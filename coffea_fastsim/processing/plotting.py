@@ -19,7 +19,7 @@ import numpy as np
 from coffea_fastsim.analysis.histograms import RESIDUAL_PREFIX
 from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
 
-__all__ = ["plot_all", "plot_comparison"]
+__all__ = ["plot_all", "plot_comparison", "plot_histogram_file"]
 
 STYLES = {
     "gen": {"color": "0.45", "linestyle": "--", "label": "GEN"},
@@ -104,3 +104,27 @@ def plot_all(histograms: Mapping[str, hist.Hist], output_dir: str | os.PathLike)
                     histograms[residual], ("reco", "dl"), output_dir / residual
                 )
     return written
+
+
+def plot_histogram_file(
+    path: str | os.PathLike, output_dir: str | os.PathLike, dataset: str | None = None
+) -> list[Path]:
+    """:func:`plot_all` of one dataset of a ``histograms.coffea`` file written by a run.
+
+    Arguments:
+        path: the file (``coffea.util.save`` of the Runner's output).
+        output_dir: directory of the figures.
+        dataset: the dataset to plot; None: the first one.
+
+    Raises:
+        ValueError: the file holds no dataset, or not ``dataset`` (the message lists them).
+    """
+    from coffea.util import load
+
+    output = load(path)
+    if not output:
+        raise ValueError(f"{path} holds no dataset")
+    dataset = dataset or next(iter(output))
+    if dataset not in output:
+        raise ValueError(f"dataset {dataset!r} not in {path}; it has {', '.join(output)}")
+    return plot_all(output[dataset]["histograms"], output_dir)
