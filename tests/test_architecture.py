@@ -95,6 +95,14 @@ def _generate_extra() -> set[str]:
 
 ANALYSIS, SIM, SURROGATE = f"{PACKAGE}.analysis", f"{PACKAGE}.sim", f"{PACKAGE}.surrogate"
 OBSERVABLES, TRAINING = f"{ANALYSIS}.observables", f"{SURROGATE}.training"
+#: Layers that may import only the listed parts of the package, and the rule's wording.
+ONLY = {
+    "analysis": ((ANALYSIS,), "analysis imports nothing of the package"),
+    "sim": ((SIM,), "sim imports only sim"),
+    "surrogate": ((SURROGATE, OBSERVABLES), "surrogate imports only surrogate and observables"),
+}
+#: The plugin side (what an analysis runs) never needs the simulation or training.
+PLUGIN = {"processing", "validation", "processor", "embedded"}
 
 
 def violation(layer: str, target: str, generate_extra: set[str]) -> str | None:
@@ -108,21 +116,11 @@ def violation(layer: str, target: str, generate_extra: set[str]) -> str | None:
         return None
     if target == PACKAGE:
         return "import the module that defines it, not the package's lazy re-export"
-    rules = {
-        "analysis": "analysis imports nothing of the package",
-        "sim": "sim imports only sim",
-        "surrogate": "surrogate imports only surrogate and the analysis observables",
-    }
-    allowed = {
-        "analysis": _within(target, ANALYSIS),
-        "sim": _within(target, SIM),
-        "surrogate": _within(target, SURROGATE, OBSERVABLES),
-    }
-    if layer in allowed and not allowed[layer]:
-        return rules[layer]
-    if layer in {"processing", "validation", "processor", "embedded"} and _within(target, SIM):
+    if layer in ONLY and not _within(target, *ONLY[layer][0]):
+        return ONLY[layer][1]
+    if layer in PLUGIN and _within(target, SIM):
         return f"{layer} never imports the simulation"
-    if layer in {"processing", "validation", "processor", "embedded"} and _within(target, TRAINING):
+    if layer in PLUGIN and _within(target, TRAINING):
         return f"{layer} never imports training"
     return None
 
