@@ -7,6 +7,7 @@ import math
 import awkward as ak
 import numpy as np
 import pytest
+import vector
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -182,6 +183,20 @@ def test_gen_only_input_has_no_reco():
     features = build_features(as_events(record, drop=("Muon", "Jet", "MET")))
     assert not features.has_reco
     assert features.reco is None
+
+
+def test_delta_phi_is_that_of_the_detector_and_of_vector():
+    from coffea_fastsim.analysis.features import _delta_r
+    from coffea_fastsim.sim.detector.response import wrap_phi
+
+    phi = np.array([0.0, 1.0, -1.0, np.pi, -np.pi, 3.5, -3.5, 7.0, 100.0])
+    zero = np.zeros_like(phi)
+    expected = np.array([0.0, 1.0, 1.0, np.pi, np.pi, 2 * np.pi - 3.5, 2 * np.pi - 3.5])
+    np.testing.assert_allclose(np.abs(wrap_phi(phi))[:7], expected, rtol=1e-15)
+    np.testing.assert_array_equal(_delta_r(zero, phi, zero, zero), np.abs(wrap_phi(phi)))
+    one = np.ones_like(phi)
+    angle = vector.array({"rho": one, "phi": phi}).deltaphi(vector.array({"rho": one, "phi": zero}))
+    np.testing.assert_array_equal(np.asarray(angle), wrap_phi(phi))
 
 
 def test_missing_gen_branch_is_named():

@@ -198,7 +198,11 @@ def _delta_r(
     eta: np.ndarray, phi: np.ndarray, other_eta: np.ndarray, other_phi: np.ndarray
 ) -> np.ndarray:
     """Delta R = sqrt(Delta phi^2 + Delta eta^2), Delta phi wrapped into [-pi, pi): the
-    formula and operation order of vector's ``deltaR``, on plain arrays of one shape."""
+    formula and operation order of vector's ``deltaR``, on plain arrays of one shape.
+
+    The detector simulation wraps phi the same way (``sim.detector.response.wrap_phi``); the
+    analysis layer imports nothing of the package and the simulation only itself, so each
+    writes this line, and tests/test_features.py checks that the two and vector agree."""
     delta_phi = (phi - other_phi + np.pi) % (2 * np.pi) - np.pi
     return np.sqrt(delta_phi**2 + (eta - other_eta) ** 2)
 
