@@ -41,8 +41,9 @@ def _generate(args: argparse.Namespace) -> None:
         mu=args.mu,
         pool=pool,
         resimulations=args.resimulations,
+        process=args.process,
     )
-    print(f"detector {config.detector}, mean pileup {config.pileup_mu:g}")
+    print(f"process {config.process}, detector {config.detector}, mean pileup {config.pileup_mu:g}")
     summaries = (
         generate_preset(args.preset, args.output, config)
         if args.preset

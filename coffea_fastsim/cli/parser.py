@@ -33,11 +33,11 @@ DL vs RECO vs GEN.
 def _add_generate(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "generate",
-        help="simulate W(->mu nu)+jet events with Pythia8 and a detector model",
+        help="simulate W(->mu nu)+jet or Z(->mu mu)+jet events with Pythia8 and a detector model",
         description=(
-            "Generate W(->mu nu)+jet events at 13 TeV with Pythia8, cluster GEN jets with FastJet "
-            "(anti-kt R=0.5), pass them through a detector model and write a NanoAOD-like ROOT "
-            "file (Events tree with GenPart, GenJet, GenMET, Muon, Jet, MET). With --preset, "
+            "Generate boson+jet events (--process) at 13 TeV with Pythia8, cluster GEN jets with "
+            "FastJet (anti-kt R=0.5), pass them through a detector model and write a NanoAOD-like "
+            "ROOT file (Events tree with GenPart, GenJet, GenMET, Muon, Jet, MET). With --preset, "
             "OUTPUT is a directory and the preset's samples are written into it (existing files "
             "are kept). Needs the 'generate' extra: pip install 'coffea-fastsim[generate]'."
         ),
@@ -49,6 +49,12 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
         "-n", "--events", type=int, default=None, help="number of Pythia events to generate"
     )
     parser.add_argument("--preset", default=None, help="named sample set: paper, small")
+    parser.add_argument(
+        "--process",
+        default="wjets",
+        help="hard process: wjets (W->mu nu + jet), zmumu (Z/gamma*->mu mu + jet, "
+        "50 < m < 150 GeV); default: %(default)s",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument(
         "--workers", type=int, default=None, help="parallel processes (default: number of cores)"
@@ -57,7 +63,7 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
         "--pthat-min",
         type=float,
         default=20.0,
-        help="minimum pT of the hard W+parton process in GeV",
+        help="minimum pT of the hard boson+parton process in GeV",
     )
     parser.add_argument("--detector", default=None, help="detector model (default: cms-particle)")
     parser.add_argument(

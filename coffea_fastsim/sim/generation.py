@@ -1,4 +1,5 @@
-"""Generate the W(->mu nu)+jet sample with Pythia8 and write it as a NanoAOD-like ROOT file.
+"""Generate a boson+jet sample (W -> mu nu or Z/gamma* -> mu mu) with Pythia8 and write it
+as a NanoAOD-like ROOT file.
 
 The sample is split into fixed-size jobs (`GenerationConfig.events_per_job`); job `i`
 seeds Pythia and the detector from (seed, i), so the file does not depend on how many
@@ -28,7 +29,7 @@ from coffea_fastsim.sim.detector.pileup import MinBiasPoolConfig, make_min_bias_
 from coffea_fastsim.sim.detector.registry import DETECTORS, make_detector
 from coffea_fastsim.sim.detector.response import NEUTRINO_PDG_IDS, polar_coordinates
 from coffea_fastsim.sim.nanoaod_writer import NanoAODWriter
-from coffea_fastsim.sim.pythia_config import make_pythia, pythia_seed
+from coffea_fastsim.sim.pythia_config import DEFAULT_PROCESS, PROCESSES, make_pythia, pythia_seed
 
 __all__ = [
     "DEFAULT_DETECTOR",
@@ -86,6 +87,7 @@ class GenerationConfig:
         pool: the minimum-bias pool used when mu > 0 (generated once and cached).
         resimulations: extra RECO passes of the same GEN events with independent detector
             randomness, each written to `resimulation_path(output, k)`, k = 1 ... resimulations.
+        process: the hard process, a key of `coffea_fastsim.sim.pythia_config.PROCESSES`.
     """
 
     n_events: int
@@ -100,6 +102,7 @@ class GenerationConfig:
     mu: float | None = None
     pool: MinBiasPoolConfig = field(default_factory=MinBiasPoolConfig)
     resimulations: int = 0
+    process: str = DEFAULT_PROCESS
 
     def __post_init__(self) -> None:
         positive_ints = {"n_events": self.n_events, "events_per_job": self.events_per_job}
@@ -114,6 +117,10 @@ class GenerationConfig:
                 raise ValueError(f"{name} must be an integer in [0, 2**32 - 1], got {value!r}")
         if not np.isfinite(self.pthat_min) or self.pthat_min <= 0:
             raise ValueError(f"pthat_min must be a positive number of GeV, got {self.pthat_min!r}")
+        if self.process not in PROCESSES:
+            raise ValueError(
+                f"process {self.process!r} is not known; known processes: {sorted(PROCESSES)}"
+            )
         if self.detector not in DETECTORS:
             raise ValueError(
                 f"detector {self.detector!r} is not registered; known detectors: "
@@ -232,7 +239,7 @@ def _run_job(job: _Job) -> list[dict[str, Any]]:
     """Generate, cluster, prune and reconstruct the events of one job (in a worker); one
     column set per output file (the sample, then its re-simulations)."""
     config = job.config
-    pythia = make_pythia(pythia_seed(config.seed, job.index), config.pthat_min)
+    pythia = make_pythia(pythia_seed(config.seed, job.index), config.pthat_min, config.process)
     options = {"mu": config.pileup_mu, "pool": job.pool} if config.pileup_mu > 0 else {}
     detector = make_detector(config.detector, **options) if config.include_reco else None
     detector_seed = config.seed if config.detector_seed is None else config.detector_seed
@@ -332,7 +339,7 @@ def gen_event_record(
     lepton = (abs_id >= 11) & (abs_id <= 16)
     keep = (
         (hard & (abs_status != 21))
-        | ((abs_id == 24) & last_copy)
+        | (((abs_id == 23) | (abs_id == 24)) & last_copy)
         | ((abs_id == 15) & last_copy)
         | (final & lepton)
         | (final & (abs_id == 22) & (pt > GEN_PHOTON_PT_MIN))

@@ -1,4 +1,9 @@
-"""Pythia8 settings of the W(->mu nu)+jet sample at sqrt(s) = 13 TeV, and per-job seeds."""
+"""Pythia8 settings of the generated processes at sqrt(s) = 13 TeV, and per-job seeds.
+
+The processes are generation options (`PROCESSES`); which objects an analysis selects from
+the events is the analysis definition's business (`coffea_fastsim.analysis`), so a model of
+one analysis can be run on a sample of another process.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "DEFAULT_PROCESS",
+    "PROCESSES",
     "PYTHIA_MAX_SEED",
     "make_min_bias_pythia",
     "make_pythia",
@@ -31,18 +38,47 @@ QUIET_SETTINGS: tuple[str, ...] = (
 )
 
 
-def process_settings(pthat_min: float) -> tuple[str, ...]:
-    """Pythia8 settings of W+jet production with W -> mu nu, full ISR, FSR, MPI and
-    hadronization (Pythia defaults), with hard-process pT above `pthat_min` (GeV)."""
+#: Boson + parton processes, name -> (description, process switches without the pT cut).
+#: wjets: W -> mu nu. zmumu: Z/gamma* -> mu mu with the gamma*/Z mass in [50, 150] GeV
+#: (23:mMin, 23:mMax bound the generated mass of the gamma*/Z0 resonance), which keeps the Z
+#: peak and its Drell-Yan tails.
+PROCESSES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "wjets": (
+        "W(->mu nu)+jet",
+        (
+            "WeakBosonAndParton:qqbar2Wg = on",
+            "WeakBosonAndParton:qg2Wq = on",
+            "24:onMode = off",
+            "24:onIfAny = 13",
+        ),
+    ),
+    "zmumu": (
+        "Z/gamma*(->mu mu)+jet, 50 < m_mumu < 150 GeV",
+        (
+            "WeakBosonAndParton:qqbar2gmZg = on",
+            "WeakBosonAndParton:qg2gmZq = on",
+            "23:onMode = off",
+            "23:onIfAny = 13",
+            "23:mMin = 50.",
+            "23:mMax = 150.",
+        ),
+    ),
+}
+DEFAULT_PROCESS = "wjets"
+
+
+def process_settings(pthat_min: float, process: str = DEFAULT_PROCESS) -> tuple[str, ...]:
+    """Pythia8 settings of boson+parton production `process` (a key of PROCESSES), full ISR,
+    FSR, MPI and hadronization (Pythia defaults), with hard-process pT above `pthat_min` (GeV)."""
+    if process not in PROCESSES:
+        raise ValueError(f"unknown process {process!r}; known processes: {sorted(PROCESSES)}")
     return (
         "Beams:idA = 2212",
         "Beams:idB = 2212",
         "Beams:eCM = 13000.",
-        "WeakBosonAndParton:qqbar2Wg = on",
-        "WeakBosonAndParton:qg2Wq = on",
+        *PROCESSES[process][1][:2],
         f"PhaseSpace:pTHatMin = {pthat_min!r}",
-        "24:onMode = off",
-        "24:onIfAny = 13",
+        *PROCESSES[process][1][2:],
     )
 
 
@@ -58,9 +94,9 @@ def pythia_seed(seed: int, job: int) -> int:
     return int(state % PYTHIA_MAX_SEED) + 1
 
 
-def make_pythia(seed: int, pthat_min: float) -> Any:
-    """An initialized, silent `pythia8mc.Pythia` for the W+jet process with Random:seed `seed`."""
-    return _initialized(process_settings(pthat_min), seed, "the W+jet process")
+def make_pythia(seed: int, pthat_min: float, process: str = DEFAULT_PROCESS) -> Any:
+    """An initialized, silent `pythia8mc.Pythia` for `process` with Random:seed `seed`."""
+    return _initialized(process_settings(pthat_min, process), seed, f"the {process} process")
 
 
 def make_min_bias_pythia(seed: int) -> Any:
