@@ -28,14 +28,17 @@ from coffea import processor
 from dask.distributed import LocalCluster
 from timing import best_rate
 
-from coffea_fastsim.analysis.features import GEN_BRANCHES, GEN_FIELDS, ID_FIELDS
+from coffea_fastsim.analysis.features import ID_FIELDS, gen_branches, gen_fields
 from coffea_fastsim.analysis.reading import ignore_nanoaod_warnings
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
 from coffea_fastsim.processing.runner import run_processor
 
 #: Timed runs per measurement; the best is kept (the machine is shared).
 REPEATS = 2
+GEN_FIELDS = gen_fields(WJETS)
+GEN_BRANCHES = gen_branches(WJETS)
 
 
 class ReadOnlyProcessor(processor.ProcessorABC):

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from coffea_fastsim.analysis.reading import feature_pairs
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.surrogate.training import TrainingConfig, train_surrogate
 
 #: Target for the paper preset on 2 cores, seconds.
@@ -35,10 +36,10 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    pairs = feature_pairs(args.samples)
+    pairs = feature_pairs(args.samples, WJETS)
     read_seconds = time.perf_counter() - started
     config = TrainingConfig(epochs=args.epochs, threads=args.threads, progress=False)
-    result = train_surrogate(pairs.gen, pairs.reco, config)
+    result = train_surrogate(pairs.gen, pairs.reco, config, WJETS.feature_names)
     history = result.history
     epochs_run = len(history.train_loss)
     to_best = history.seconds[result.best_epoch]

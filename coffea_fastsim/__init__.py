@@ -8,7 +8,8 @@ The public API is imported lazily, so that ``coffea-fastsim --help`` starts fast
 
 - :class:`FastSimProcessor`, :class:`FastSimConfig`: the coffea processor;
 - :class:`SurrogateEngine`: chunked, per-event seeded inference;
-- :func:`build_features`, :class:`Selection`, :func:`auxiliary_from_features`: the analysis;
+- :class:`AnalysisDefinition`, :func:`resolve_analysis`, :func:`build_features`: analyses as
+  definitions (built-ins by name, a user's own from ``path/to/file.py:NAME``);
 - :func:`run_processor`, :func:`make_fileset`: coffea's Runner with our defaults;
 - :func:`train_surrogate`, :func:`save_model`, :func:`load_model`: training and model files;
 - :func:`generate_sample`, :class:`GenerationConfig`: the reference simulation;
@@ -25,12 +26,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
+    "AnalysisDefinition": "coffea_fastsim.analysis.definition",
     "FastSimConfig": "coffea_fastsim.processing.processor",
     "FastSimProcessor": "coffea_fastsim.processing.processor",
     "GenerationConfig": "coffea_fastsim.sim.generation",
-    "Selection": "coffea_fastsim.analysis.features",
     "SurrogateEngine": "coffea_fastsim.surrogate.inference",
-    "auxiliary_from_features": "coffea_fastsim.analysis.features",
     "build_features": "coffea_fastsim.analysis.features",
     "dl_features": "coffea_fastsim.processing.columnar",
     "fill_histograms": "coffea_fastsim.processing.columnar",
@@ -38,6 +38,7 @@ _PUBLIC = {
     "load_model": "coffea_fastsim.surrogate.model_file",
     "make_fileset": "coffea_fastsim.processing.runner",
     "read_dataset": "coffea_fastsim.processing.dataset",
+    "resolve_analysis": "coffea_fastsim.analysis.registry",
     "run_processor": "coffea_fastsim.processing.runner",
     "save_model": "coffea_fastsim.surrogate.model_file",
     "train_surrogate": "coffea_fastsim.surrogate.training",

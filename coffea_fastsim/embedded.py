@@ -1,13 +1,11 @@
-"""Paths of the embedded GEN+RECO sample and surrogate model (the ``data/`` directory)."""
+"""Paths of the embedded GEN+RECO samples and surrogate models (the ``data/`` directory),
+one pair per built-in analysis: ``data/NAME_sample.root`` and ``data/NAME_model.pt``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["EMBEDDED_MODEL", "EMBEDDED_SAMPLE", "embedded_model", "embedded_sample"]
-
-EMBEDDED_SAMPLE = "wjets_sample.root"
-EMBEDDED_MODEL = "wjets_model.pt"
+__all__ = ["embedded_model", "embedded_sample"]
 
 # An installed wheel carries data/ inside the package; a source checkout has it at the top level.
 _CANDIDATES = (Path(__file__).parent / "_data", Path(__file__).parent.parent / "data")
@@ -22,11 +20,12 @@ def _find(name: str) -> Path:
     raise FileNotFoundError(f"embedded file {name} not found (searched {searched})")
 
 
-def embedded_sample() -> Path:
-    """The embedded W+jet GEN+RECO NanoAOD-like sample."""
-    return _find(EMBEDDED_SAMPLE)
+def embedded_sample(analysis: str = "wjets") -> Path:
+    """The embedded GEN+RECO NanoAOD-like sample of the built-in `analysis`."""
+    return _find(f"{analysis}_sample.root")
 
 
-def embedded_model() -> Path:
-    """The embedded surrogate model, trained on a larger sample of the same simulation."""
-    return _find(EMBEDDED_MODEL)
+def embedded_model(analysis: str = "wjets") -> Path:
+    """The embedded surrogate of the built-in `analysis`, trained on a larger sample of the
+    same simulation."""
+    return _find(f"{analysis}_model.pt")

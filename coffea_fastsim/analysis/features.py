@@ -1,15 +1,16 @@
-"""The W(->mu nu)+1 jet selection and feature vector, written once for GEN and RECO.
+"""The selection and feature building of an analysis definition, written once for GEN and RECO.
 
-GEN selection: the leading prompt final-state muon with pT > 22 GeV, and the leading GEN jet
-with pT > 30 GeV, |eta| < 2.4 and Delta R(mu, jet) > 0.5. RECO objects are the reconstructed
-muon and jet closest in Delta R to the selected GEN muon and jet; an event has a valid RECO
-feature vector only if both exist, the muon satisfies |pT_GEN - pT_RECO| / pT_GEN < 10%,
-and the jet mass is positive (its logarithm is a feature).
+`build_features(events, analysis)` selects the GEN objects of `analysis.objects` in order
+(see `coffea_fastsim.analysis.definition.GenObject`), keeps the events where every object
+is found and the GEN feature vector is finite, and matches each GEN object to the RECO
+object of its partner collection closest in Delta R; an event has a valid RECO feature
+vector only if every partner exists, passes its residual and Delta R cuts, and the RECO
+feature vector is finite.
 
 The input is any awkward record array with NanoAOD collections: coffea NanoEvents, or the
-arrays uproot reads. Only these fields are used: GenPart (pt, eta, phi, mass, pdgId, status,
-statusFlags), GenJet (pt, eta, phi, mass), GenMET (pt, phi), and, for RECO, Muon and Jet
-(pt, eta, phi, mass) and MET (pt, phi); event identity from run, luminosityBlock, event.
+arrays uproot reads. Only the collections the definition names are read (pt, eta, phi,
+mass, and pdgId, status, statusFlags of GenPart), GenMET and MET (pt, phi) when the
+definition uses MET, and the event identity (run, luminosityBlock, event).
 """
 
 from __future__ import annotations
@@ -21,34 +22,32 @@ import awkward as ak
 import numpy as np
 import vector
 
-from coffea_fastsim.analysis.observables import AUX_NAMES, FEATURE_NAMES
+from coffea_fastsim.analysis.definition import (
+    GEN_COLLECTIONS,
+    MET_COLLECTIONS,
+    AnalysisDefinition,
+    DefinitionError,
+    GenObject,
+    MissingET,
+)
 
 __all__ = [
+    "ID_FIELDS",
     "EventFeatures",
-    "Selection",
-    "auxiliary_from_features",
     "branch_names",
     "build_features",
+    "gen_branches",
+    "gen_fields",
     "has_reco_branches",
     "missing_gen_branches",
-    "observables_of",
+    "reco_fields",
 ]
 
 vector.register_awkward()
 
-MUON_PDG_ID = 13
 PROMPT_FLAG_BIT = 0  # CMS GenPart statusFlags bit 0: isPrompt
-
-GEN_FIELDS: dict[str, tuple[str, ...]] = {
-    "GenPart": ("pt", "eta", "phi", "mass", "pdgId", "status", "statusFlags"),
-    "GenJet": ("pt", "eta", "phi", "mass"),
-    "GenMET": ("pt", "phi"),
-}
-RECO_FIELDS: dict[str, tuple[str, ...]] = {
-    "Muon": ("pt", "eta", "phi", "mass"),
-    "Jet": ("pt", "eta", "phi", "mass"),
-    "MET": ("pt", "phi"),
-}
+#: Fields read from a RECO collection of an object's partner.
+RECO_OBJECT_FIELDS: tuple[str, ...] = ("pt", "eta", "phi", "mass")
 ID_FIELDS: tuple[str, ...] = ("run", "luminosityBlock", "event")
 
 
@@ -56,27 +55,26 @@ def _branches(required: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
     return tuple(f"{group}_{field}" for group, fields in required.items() for field in fields)
 
 
-#: Flat NanoAOD names of every branch the GEN selection and the event identity read.
-GEN_BRANCHES: tuple[str, ...] = (*_branches(GEN_FIELDS), *ID_FIELDS)
+def gen_fields(analysis: AnalysisDefinition) -> dict[str, tuple[str, ...]]:
+    """GEN collection -> fields that the selection of `analysis` reads."""
+    fields = {o.collection: GEN_COLLECTIONS[o.collection] for o in analysis.objects}
+    if analysis.met:
+        fields["GenMET"] = MET_COLLECTIONS["GenMET"]
+    return fields
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Cuts of the W+jet selection (GeV for momenta).
+def gen_branches(analysis: AnalysisDefinition) -> tuple[str, ...]:
+    """Flat NanoAOD names of every branch the GEN selection of `analysis` and the event
+    identity read."""
+    return (*_branches(gen_fields(analysis)), *ID_FIELDS)
 
-    Arguments:
-        muon_pt_min: minimum pT of the prompt GEN muon.
-        jet_pt_min: minimum pT of the GEN jet.
-        jet_abs_eta_max: maximum |eta| of the GEN jet.
-        muon_jet_delta_r_min: minimum Delta R between the GEN muon and the GEN jet.
-        muon_pt_residual_max: maximum |pT_GEN - pT_RECO| / pT_GEN of the matched RECO muon.
-    """
 
-    muon_pt_min: float = 22.0
-    jet_pt_min: float = 30.0
-    jet_abs_eta_max: float = 2.4
-    muon_jet_delta_r_min: float = 0.5
-    muon_pt_residual_max: float = 0.10
+def reco_fields(analysis: AnalysisDefinition) -> dict[str, tuple[str, ...]]:
+    """RECO collection -> fields that the RECO features of `analysis` read."""
+    fields = {o.reco: RECO_OBJECT_FIELDS for o in analysis.objects}
+    if analysis.met:
+        fields["MET"] = MET_COLLECTIONS["MET"]
+    return fields
 
 
 @dataclass(frozen=True)
@@ -85,11 +83,12 @@ class EventFeatures:
 
     Arguments:
         run, luminosity_block, event: event identity, shape (n,), uint64.
-        gen: GEN feature vectors, shape (n, 9), float64, order of ``FEATURE_NAMES``.
-        reco: RECO feature vectors, shape (n, 9), float64; rows where ``reco_valid`` is
-            False are NaN. None when the input has no RECO collections.
-        reco_valid: shape (n,), bool: the event has a matched RECO muon and jet that pass
-            the RECO requirements. All False when the input has no RECO collections.
+        gen: GEN feature vectors, shape (n, n_features), float64, order of the analysis's
+            ``feature_names``.
+        reco: RECO feature vectors, shape (n, n_features), float64; rows where
+            ``reco_valid`` is False are NaN. None when the input has no RECO collections.
+        reco_valid: shape (n,), bool: every GEN object has a RECO partner that passes the
+            matching cuts. All False when the input has no RECO collections.
         n_input: number of events given to :func:`build_features`.
         n_gen_nonfinite: events with a NaN or infinite value in a GEN kinematic branch that
             the selection reads; they are excluded from the selection and counted here.
@@ -123,16 +122,18 @@ def branch_names(events: ak.Array, collections: Iterable[str]) -> set[str]:
     return names
 
 
-def missing_gen_branches(present: Collection[str]) -> list[str]:
-    """The branches (flat NanoAOD names, e.g. ``GenJet_pt``) of the GEN selection and the
-    event identity that are not in ``present``, e.g. the keys of a file's Events tree."""
-    return [name for name in GEN_BRANCHES if name not in present]
+def missing_gen_branches(present: Collection[str], analysis: AnalysisDefinition) -> list[str]:
+    """The branches (flat NanoAOD names, e.g. ``GenJet_pt``) of the GEN selection of
+    `analysis` and the event identity that are not in ``present``, e.g. the keys of a file's
+    Events tree."""
+    return [name for name in gen_branches(analysis) if name not in present]
 
 
-def has_reco_branches(events: ak.Array) -> bool:
+def has_reco_branches(events: ak.Array, analysis: AnalysisDefinition) -> bool:
     """Whether the input has every RECO collection and field the RECO features need."""
-    present = branch_names(events, RECO_FIELDS)
-    return all(name in present for name in _branches(RECO_FIELDS))
+    required = reco_fields(analysis)
+    present = branch_names(events, required)
+    return all(name in present for name in _branches(required))
 
 
 @dataclass(frozen=True)
@@ -224,10 +225,12 @@ def _objects(flat: _Flat, index: np.ndarray) -> object:
     )
 
 
-def _nonfinite_gen(genpart: _Flat, genjet: _Flat, genmet: dict[str, np.ndarray]) -> np.ndarray:
+def _nonfinite_gen(
+    flats: dict[str, _Flat], genmet: dict[str, np.ndarray], n_events: int
+) -> np.ndarray:
     """Per event: does any GEN kinematic value (pt, eta, phi, mass) read here fail isfinite?"""
-    bad = np.zeros(len(genpart.offsets) - 1, dtype=bool)
-    for flat in (genpart, genjet):
+    bad = np.zeros(n_events, dtype=bool)
+    for flat in flats.values():
         for name in ("pt", "eta", "phi", "mass"):
             bad_objects = np.flatnonzero(~np.isfinite(flat.fields[name]))
             bad[flat.owner(bad_objects)] = True
@@ -258,124 +261,191 @@ def _closest(flat: _Flat, rank: np.ndarray, eta: np.ndarray, phi: np.ndarray) ->
     return _leading(owner, -delta_r, index, len(eta))
 
 
-def _feature_matrix(
-    muon: object, jet: object, met_pt: np.ndarray, met_phi: np.ndarray
-) -> np.ndarray:
-    """The (n, 9) feature matrix from per-event muon and jet 4-vectors and MET (GeV)."""
-    # A massless RECO jet gives log(0) = -inf; the caller marks such events invalid.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_mass = np.log(np.asarray(jet.mass))
-    columns = [
-        muon.px,
-        muon.py,
-        muon.pz,
-        jet.px,
-        jet.py,
-        jet.pz,
-        log_mass,
-        met_pt * np.cos(met_phi),
-        met_pt * np.sin(met_phi),
-    ]
-    return np.column_stack([np.asarray(c, dtype=np.float64) for c in columns]).reshape(
-        -1, len(FEATURE_NAMES)
-    )
-
-
 def _event_ids(events: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(ak.to_numpy(events[name]).astype(np.uint64) for name in ID_FIELDS)  # type: ignore[return-value]
 
 
-def build_features(events: ak.Array, selection: Selection | None = None) -> EventFeatures:
-    """Apply the GEN selection and compute GEN (and, when present, RECO) feature vectors.
+def _candidates(
+    obj: GenObject,
+    flat: _Flat,
+    selected: dict[str, tuple[_Flat, np.ndarray]],
+    n_events: int,
+) -> np.ndarray:
+    """Per event, the flat index of the object `obj` (-1 if none): the highest-pT candidate
+    that passes its cuts, is not an object already selected from the same collection, has
+    the opposite pdgId sign of `opposite_charge_to` and is away from `away_from`."""
+    fields = flat.fields
+    passes = fields["pt"] > obj.pt_min
+    if obj.pdg_id is not None:
+        passes &= np.abs(fields["pdgId"]) == obj.pdg_id
+    if obj.prompt:
+        passes &= (fields["status"] == 1) & ((fields["statusFlags"] & (1 << PROMPT_FLAG_BIT)) != 0)
+    if obj.abs_eta_max is not None:
+        passes &= np.abs(fields["eta"]) < obj.abs_eta_max
+    candidates = np.flatnonzero(passes)
+    owner = flat.owner(candidates)
+    same_collection = [
+        index for other, (other_flat, index) in selected.items() if other_flat is flat
+    ]
+    for index in same_collection:
+        keep = candidates != index[owner]
+        candidates, owner = candidates[keep], owner[keep]
+    if obj.opposite_charge_to is not None:
+        partner = selected[obj.opposite_charge_to][1][owner]
+        sign = np.sign(fields["pdgId"])
+        keep = (partner >= 0) & (sign[candidates] == -sign[np.maximum(partner, 0)])
+        candidates, owner = candidates[keep], owner[keep]
+    for other in obj.away_from:
+        other_flat, other_index = selected[other]
+        present = other_index[owner] >= 0
+        candidates, owner = candidates[present], owner[present]
+        other_eta = _take(other_flat.fields["eta"], other_index)
+        other_phi = _take(other_flat.fields["phi"], other_index)
+        with np.errstate(invalid="ignore"):
+            delta_r = _delta_r(
+                fields["eta"][candidates],
+                fields["phi"][candidates],
+                other_eta[owner],
+                other_phi[owner],
+            )
+            away = delta_r > obj.delta_r_min
+        candidates, owner = candidates[away], owner[away]
+    return _leading(owner, fields["pt"][candidates], candidates, n_events)
+
+
+def _feature_vectors(
+    analysis: AnalysisDefinition, objects: dict[str, object], n_events: int
+) -> np.ndarray:
+    """`analysis.compute_features(objects)`, checked to be (n_events, n_features)."""
+    features = np.asarray(analysis.compute_features(objects), dtype=np.float64)
+    expected = (n_events, len(analysis.features))
+    if features.shape != expected:
+        raise DefinitionError(
+            f"analysis {analysis.name!r}, field compute_features: returned shape "
+            f"{features.shape}, expected {expected} (one column per feature)"
+        )
+    return features
+
+
+def _gen_objects(
+    analysis: AnalysisDefinition,
+    selected: dict[str, tuple[_Flat, np.ndarray]],
+    genmet: dict[str, np.ndarray],
+    events: np.ndarray,
+) -> dict[str, object]:
+    """The selected GEN objects (and MET) of the events at positions `events`."""
+    objects: dict[str, object] = {
+        name: _objects(flat, index[events]) for name, (flat, index) in selected.items()
+    }
+    if analysis.met:
+        objects["met"] = MissingET(genmet["pt"][events], genmet["phi"][events])
+    return objects
+
+
+def _reco_features(
+    events: ak.Array,
+    analysis: AnalysisDefinition,
+    gen_objects: dict[str, object],
+    passed: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """RECO feature vectors of the selected events and whether each is valid."""
+    n_input = len(events)
+    # Position of each event among the selected ones (-1: not selected); the objects of
+    # events that are not selected are never candidates.
+    rank = np.full(n_input, -1, dtype=np.int64)
+    rank[passed] = np.arange(len(passed))
+    flats = {
+        name: _flat(events[name], RECO_OBJECT_FIELDS)
+        for name in dict.fromkeys(o.reco for o in analysis.objects)
+    }
+    reco_objects: dict[str, object] = {}
+    valid = np.ones(len(passed), dtype=bool)
+    for obj in analysis.objects:
+        gen = gen_objects[obj.name]
+        gen_eta, gen_phi = np.asarray(gen.eta), np.asarray(gen.phi)  # type: ignore[attr-defined]
+        flat = flats[obj.reco]
+        index = _closest(flat, rank, gen_eta, gen_phi)
+        if obj.match_delta_r_max is not None:
+            with np.errstate(invalid="ignore"):
+                delta_r = _delta_r(
+                    _take(flat.fields["eta"], index),
+                    _take(flat.fields["phi"], index),
+                    gen_eta,
+                    gen_phi,
+                )
+            index = np.where(delta_r < obj.match_delta_r_max, index, -1)
+        reco = _objects(flat, index)
+        reco_objects[obj.name] = reco
+        if obj.match_pt_residual_max is not None:
+            gen_pt = np.asarray(gen.pt)  # type: ignore[attr-defined]
+            with np.errstate(invalid="ignore"):
+                residual = np.abs(np.asarray(reco.pt) - gen_pt) / gen_pt  # type: ignore[attr-defined]
+                valid &= residual < obj.match_pt_residual_max
+    if analysis.met:
+        reco_objects["met"] = MissingET(
+            ak.to_numpy(events.MET.pt)[passed], ak.to_numpy(events.MET.phi)[passed]
+        )
+    reco = _feature_vectors(analysis, reco_objects, len(passed))
+    valid &= np.isfinite(reco).all(axis=1)
+    reco[~valid] = np.nan
+    return reco, valid
+
+
+def build_features(events: ak.Array, analysis: AnalysisDefinition) -> EventFeatures:
+    """Apply the GEN selection of `analysis` and compute GEN (and, when present, RECO)
+    feature vectors.
 
     Each branch is read once as a flat numpy array (see ``_flat``); the selection and
     matching are vectorized over all objects of the chunk and the kinematics use vector.
 
     Arguments:
         events: NanoAOD-like events (coffea NanoEvents or uproot arrays), length N.
-        selection: the cuts; the paper's values by default.
+        analysis: the analysis definition.
 
     Returns:
         The features of the n <= N events that pass the GEN selection.
 
     Raises:
-        KeyError: a GEN branch or an event-identity branch is missing; the message lists them.
+        KeyError: a GEN branch or an event-identity branch is missing; the message names
+            the analysis and lists them.
     """
-    selection = selection or Selection()
-    missing = missing_gen_branches(branch_names(events, GEN_FIELDS))
+    missing = missing_gen_branches(branch_names(events, gen_fields(analysis)), analysis)
     if missing:
-        raise KeyError(f"missing GEN branches needed by the W+jet selection: {', '.join(missing)}")
-    n_input = len(events)
-
-    genpart = _flat(events.GenPart, GEN_FIELDS["GenPart"])
-    part = genpart.fields
-    is_prompt_muon = (
-        (np.abs(part["pdgId"]) == MUON_PDG_ID)
-        & (part["status"] == 1)
-        & ((part["statusFlags"] & (1 << PROMPT_FLAG_BIT)) != 0)
-        & (part["pt"] > selection.muon_pt_min)
-    )
-    candidates = np.flatnonzero(is_prompt_muon)
-    muon_index = _leading(genpart.owner(candidates), part["pt"][candidates], candidates, n_input)
-    muon_eta, muon_phi = _take(part["eta"], muon_index), _take(part["phi"], muon_index)
-
-    genjet = _flat(events.GenJet, GEN_FIELDS["GenJet"])
-    jet = genjet.fields
-    candidates = np.flatnonzero(
-        (jet["pt"] > selection.jet_pt_min) & (np.abs(jet["eta"]) < selection.jet_abs_eta_max)
-    )
-    owner = genjet.owner(candidates)
-    with_muon = muon_index[owner] >= 0
-    candidates, owner = candidates[with_muon], owner[with_muon]
-    with np.errstate(invalid="ignore"):
-        delta_r = _delta_r(
-            jet["eta"][candidates], jet["phi"][candidates], muon_eta[owner], muon_phi[owner]
+        raise KeyError(
+            f"missing GEN branches needed by the analysis {analysis.name!r}: {', '.join(missing)}"
         )
-        away = delta_r > selection.muon_jet_delta_r_min
-    candidates, owner = candidates[away], owner[away]
-    jet_index = _leading(owner, jet["pt"][candidates], candidates, n_input)
-
-    genmet = {name: ak.to_numpy(events.GenMET[name]) for name in GEN_FIELDS["GenMET"]}
-    nonfinite = _nonfinite_gen(genpart, genjet, genmet)
-    with np.errstate(invalid="ignore"):
-        passes = (muon_index >= 0) & (jet_index >= 0) & (_take(jet["mass"], jet_index) > 0)
-    passed = np.flatnonzero(passes & ~nonfinite)
-    muon_index, jet_index = muon_index[passed], jet_index[passed]
-    gen_muon, gen_jet = _objects(genpart, muon_index), _objects(genjet, jet_index)
-    gen = _feature_matrix(
-        gen_muon,
-        gen_jet,
-        genmet["pt"][passed],
-        genmet["phi"][passed],
+    n_input = len(events)
+    flats = {
+        name: _flat(events[name], fields)
+        for name, fields in gen_fields(analysis).items()
+        if name in GEN_COLLECTIONS
+    }
+    selected: dict[str, tuple[_Flat, np.ndarray]] = {}
+    for obj in analysis.objects:
+        flat = flats[obj.collection]
+        selected[obj.name] = (flat, _candidates(obj, flat, selected, n_input))
+    genmet = (
+        {name: ak.to_numpy(events.GenMET[name]) for name in MET_COLLECTIONS["GenMET"]}
+        if analysis.met
+        else {}
     )
+    nonfinite = _nonfinite_gen(flats, genmet, n_input)
+    found = np.logical_and.reduce([index >= 0 for _, index in selected.values()])
+    candidates = np.flatnonzero(found & ~nonfinite)
+    finite = np.isfinite(
+        _feature_vectors(
+            analysis, _gen_objects(analysis, selected, genmet, candidates), len(candidates)
+        )
+    ).all(axis=1)
+    passed = candidates[finite]
+    gen_objects = _gen_objects(analysis, selected, genmet, passed)
+    gen = _feature_vectors(analysis, gen_objects, len(passed))
     run, lumi, event = (ids[passed] for ids in _event_ids(events))
 
     reco = None
     reco_valid = np.zeros(len(gen), dtype=bool)
-    if has_reco_branches(events):
-        # Position of each event among the selected ones (-1: not selected); the objects
-        # of events that are not selected are never candidates.
-        rank = np.full(n_input, -1, dtype=np.int64)
-        rank[passed] = np.arange(len(passed))
-        matched = []
-        for name, gen_object in (("Muon", gen_muon), ("Jet", gen_jet)):
-            flat = _flat(events[name], RECO_FIELDS[name])
-            index = _closest(flat, rank, np.asarray(gen_object.eta), np.asarray(gen_object.phi))
-            matched.append(_objects(flat, index))
-        reco_muon, reco_jet = matched
-        reco = _feature_matrix(
-            reco_muon,
-            reco_jet,
-            ak.to_numpy(events.MET.pt)[passed],
-            ak.to_numpy(events.MET.phi)[passed],
-        )
-        gen_muon_pt = np.asarray(gen_muon.pt)
-        with np.errstate(invalid="ignore"):
-            muon_residual = np.abs(np.asarray(reco_muon.pt) - gen_muon_pt) / gen_muon_pt
-            reco_valid = (muon_residual < selection.muon_pt_residual_max) & np.isfinite(reco).all(
-                axis=1
-            )
-        reco[~reco_valid] = np.nan
+    if has_reco_branches(events, analysis):
+        reco, reco_valid = _reco_features(events, analysis, gen_objects, passed)
 
     return EventFeatures(
         run=run,
@@ -387,49 +457,3 @@ def build_features(events: ak.Array, selection: Selection | None = None) -> Even
         n_input=n_input,
         n_gen_nonfinite=int(nonfinite.sum()),
     )
-
-
-def auxiliary_from_features(features: np.ndarray) -> dict[str, np.ndarray]:
-    """The auxiliary observables computed from feature vectors (GEN, RECO or DL alike).
-
-    Arguments:
-        features: shape (n, 9), order of ``FEATURE_NAMES``, GeV and log(GeV).
-
-    Returns:
-        One array of shape (n,) per name of ``AUX_NAMES``: muon and jet pT (GeV), eta, phi;
-        MET (GeV) and its phi; the transverse mass M_T of the massless muon and MET
-        transverse momenta (GeV); S_T = MET + pT_mu + pT_jet (GeV); the jet mass M_j (GeV).
-    """
-    features = np.asarray(features, dtype=np.float64)
-    if features.ndim != 2 or features.shape[1] != len(FEATURE_NAMES):
-        raise ValueError(
-            f"features must have shape (n, {len(FEATURE_NAMES)}), got {features.shape}"
-        )
-    muon = vector.array({"px": features[:, 0], "py": features[:, 1], "pz": features[:, 2]})
-    jet = vector.array({"px": features[:, 3], "py": features[:, 4], "pz": features[:, 5]})
-    met = vector.array({"px": features[:, 7], "py": features[:, 8]})
-    muon_pt, met_pt = np.asarray(muon.pt), np.asarray(met.rho)
-    transverse_sum = muon.to_xy() + met
-    mt_squared = (muon_pt + met_pt) ** 2 - np.asarray(transverse_sum.rho) ** 2
-    values = {
-        "muon_pt": muon_pt,
-        "muon_eta": np.asarray(muon.eta),
-        "muon_phi": np.asarray(muon.phi),
-        "jet_pt": np.asarray(jet.pt),
-        "jet_eta": np.asarray(jet.eta),
-        "jet_phi": np.asarray(jet.phi),
-        "met": met_pt,
-        "met_phi": np.asarray(met.phi),
-        "mt": np.sqrt(np.clip(mt_squared, 0.0, None)),
-        "st": met_pt + muon_pt + np.asarray(jet.pt),
-        "jet_mass": np.exp(features[:, 6]),
-    }
-    return {name: values[name] for name in AUX_NAMES}
-
-
-def observables_of(features: np.ndarray) -> dict[str, np.ndarray]:
-    """The 9 features and the auxiliary observables of feature vectors of shape (n, 9)."""
-    features = np.asarray(features, dtype=np.float64)
-    values = {name: features[:, i] for i, name in enumerate(FEATURE_NAMES)}
-    values.update(auxiliary_from_features(features))
-    return values

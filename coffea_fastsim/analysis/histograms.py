@@ -1,8 +1,9 @@
 """Histograms of the observables for GEN, DL and RECO, and of their relative residuals.
 
 Every histogram has a ``source`` category axis and one regular axis whose name, label and
-binning come from :mod:`coffea_fastsim.analysis.observables`. The processor fills them and the
-plots and the validation read them: there is one binning per observable.
+binning come from the analysis definition (`coffea_fastsim.analysis.definition`). The
+processor fills them and the plots and the validation read them: there is one binning per
+observable.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import hist
 import numpy as np
 
-from coffea_fastsim.analysis.observables import OBSERVABLES, RESIDUAL_BINNING, Observable
+from coffea_fastsim.analysis.definition import AnalysisDefinition, Observable
 
 __all__ = [
     "RESIDUAL_PREFIX",
@@ -52,8 +53,13 @@ def _observable_histogram(
     return _with_storage(axes, weighted)
 
 
-def _residual_histogram(observable: Observable, kind: type[hist.Hist], weighted: bool) -> hist.Hist:
-    bins, low, high = RESIDUAL_BINNING
+def _residual_histogram(
+    observable: Observable,
+    binning: tuple[int, float, float],
+    kind: type[hist.Hist],
+    weighted: bool,
+) -> hist.Hist:
+    bins, low, high = binning
     # A relative residual has no unit: drop the observable's " [GeV]".
     symbol = observable.label.split(" [")[0]
     label = f"$(x - x_{{GEN}}) / x_{{GEN}}$, x = {symbol}"
@@ -64,18 +70,25 @@ def _residual_histogram(observable: Observable, kind: type[hist.Hist], weighted:
 
 
 def make_histograms(
-    kind: type[hist.Hist] = hist.Hist, weighted: bool = False
+    analysis: AnalysisDefinition, kind: type[hist.Hist] = hist.Hist, weighted: bool = False
 ) -> dict[str, hist.Hist]:
-    """Empty histograms: one per observable (``name``) and one per residual (``residual_name``).
+    """Empty histograms of `analysis`: one per observable (``name``) and one per residual
+    (``residual_name``).
 
     Arguments:
+        analysis: the analysis definition (its observables and residual binning).
         kind: the histogram class, ``hist.Hist`` or a subclass such as ``hist.dask.Hist``.
         weighted: Weight storage (sums of weights and of their squares, for weighted or
             grouped fills); False: Double storage (counts).
     """
-    histograms = {o.name: _observable_histogram(o, SAMPLES, kind, weighted) for o in OBSERVABLES}
+    observables = analysis.observables
+    binning = analysis.residual_binning
+    histograms = {o.name: _observable_histogram(o, SAMPLES, kind, weighted) for o in observables}
     histograms.update(
-        {f"{RESIDUAL_PREFIX}{o.name}": _residual_histogram(o, kind, weighted) for o in OBSERVABLES}
+        {
+            f"{RESIDUAL_PREFIX}{o.name}": _residual_histogram(o, binning, kind, weighted)
+            for o in observables
+        }
     )
     return histograms
 

@@ -14,7 +14,8 @@ import numpy as np
 import uproot
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
-from coffea_fastsim.analysis.features import EventFeatures, Selection, build_features
+from coffea_fastsim.analysis.definition import AnalysisDefinition
+from coffea_fastsim.analysis.features import EventFeatures, build_features, reco_fields
 
 __all__ = [
     "InputFileError",
@@ -23,9 +24,14 @@ __all__ = [
     "is_rntuple",
     "open_events",
     "read_features",
+    "sample_process",
 ]
 
 TREE_NAME = "Events"
+#: Hard-process bosons that name a sample's process (PDG id -> name of the process).
+HARD_PROCESS_BOSONS: dict[int, str] = {24: "W+jet", 23: "Z/gamma*+jet"}
+#: GenPart statusFlags bit 7: isHardProcess.
+_HARD_PROCESS_BIT = 7
 
 #: NanoAODSchema warns about cross-references to collections that a file does not store
 #: (generated files have no Electron or FatJet, real ones lack FatJet subjets); harmless here.
@@ -117,11 +123,11 @@ def open_events(path: str | os.PathLike) -> ak.Array:
         ).events()
 
 
-def read_features(path: str | os.PathLike, selection: Selection | None = None) -> EventFeatures:
-    """GEN (and RECO) feature vectors of the selected events of one file."""
+def read_features(path: str | os.PathLike, analysis: AnalysisDefinition) -> EventFeatures:
+    """GEN (and RECO) feature vectors of the events of one file selected by `analysis`."""
     events = open_events(path)
     try:
-        return build_features(events, selection)
+        return build_features(events, analysis)
     except KeyError as error:
         raise InputFileError(f"{path}: {error.args[0]}") from error
 
@@ -131,7 +137,7 @@ class FeaturePairs:
     """GEN and RECO feature vectors of the events with a valid RECO match, with their identity.
 
     Arguments:
-        gen, reco: shape (n, 9) each, float64, order of ``FEATURE_NAMES``.
+        gen, reco: shape (n, n_features) each, float64, order of the analysis's features.
         run, luminosity_block, event: event identity, shape (n,), uint64; with the seed it
             fixes the surrogate's noise of each event.
     """
@@ -148,23 +154,28 @@ class FeaturePairs:
 
 def feature_pairs(
     paths: Iterable[str | os.PathLike] | Sequence[str | os.PathLike],
-    selection: Selection | None = None,
+    analysis: AnalysisDefinition,
 ) -> FeaturePairs:
-    """The valid GEN/RECO pairs of the selected events of every file, in file order.
+    """The valid GEN/RECO pairs of the events of every file selected by `analysis`, in file
+    order.
 
     Raises:
         InputFileError: a file has no RECO collections, or no file has a valid pair.
     """
     parts: list[EventFeatures] = []
     for path in paths:
-        features = read_features(path, selection)
+        features = read_features(path, analysis)
         if not features.has_reco:
             raise InputFileError(
-                f"{path} has no RECO collections (Muon, Jet, MET): cannot train on it"
+                f"{path} lacks RECO collections of the analysis {analysis.name!r} "
+                f"({', '.join(reco_fields(analysis))}): cannot train on it"
             )
         parts.append(features)
     if sum(int(features.reco_valid.sum()) for features in parts) == 0:
-        raise InputFileError("no selected events with a matched RECO muon and jet in the inputs")
+        raise InputFileError(
+            f"no events selected by the analysis {analysis.name!r} with valid RECO partners "
+            "in the inputs"
+        )
 
     def valid(name: str) -> np.ndarray:
         return np.concatenate([getattr(f, name)[f.reco_valid] for f in parts])
@@ -176,3 +187,23 @@ def feature_pairs(
         luminosity_block=valid("luminosity_block"),
         event=valid("event"),
     )
+
+
+def sample_process(path: str | os.PathLike, entries: int = 1000) -> str:
+    """The process of a sample, read from its GEN record: the hard-process bosons
+    (GenPart with the isHardProcess flag and |pdgId| in HARD_PROCESS_BOSONS) of its first
+    `entries` events; "unknown" when there are none.
+
+    This needs no bookkeeping: any file with a GenPart collection tells its process, whoever
+    wrote it.
+    """
+    check_input_file(path)
+    with uproot.open(path) as file:
+        tree = file[TREE_NAME]
+        if "GenPart_pdgId" not in tree or "GenPart_statusFlags" not in tree:
+            return "unknown"
+        arrays = tree.arrays(["GenPart_pdgId", "GenPart_statusFlags"], entry_stop=entries)
+    pdg_id = np.abs(ak.to_numpy(ak.flatten(arrays["GenPart_pdgId"])))
+    hard = (ak.to_numpy(ak.flatten(arrays["GenPart_statusFlags"])) >> _HARD_PROCESS_BIT) & 1
+    found = sorted({int(i) for i in pdg_id[hard == 1]} & set(HARD_PROCESS_BOSONS))
+    return " + ".join(HARD_PROCESS_BOSONS[i] for i in found) or "unknown"

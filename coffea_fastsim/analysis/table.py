@@ -1,8 +1,9 @@
 """The observables of one sample, computed once from its feature vectors and passed along.
 
-A sample (GEN, RECO, RECO' or DL) enters the fidelity suite as feature vectors; its 20
-observables (the 9 features and the 11 auxiliary ones) are computed here once, and every
-consumer (histograms, metrics, classifier, correlations, figures) reads them from the table.
+A sample (GEN, RECO, RECO' or DL) enters the fidelity suite as feature vectors; its
+observables (the analysis's features and auxiliary ones, 9 + 11 for wjets) are computed here
+once, and every consumer (histograms, metrics, classifier, correlations, figures) reads them
+from the table.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coffea_fastsim.analysis.features import observables_of
-from coffea_fastsim.analysis.observables import AUX_NAMES, OBSERVABLE_NAMES
+from coffea_fastsim.analysis.definition import AnalysisDefinition
 
 __all__ = ["ObservableTable"]
 
@@ -23,18 +23,22 @@ class ObservableTable:
     """Feature vectors of a sample and its observables, row-aligned.
 
     Arguments:
-        features: shape (n, 9), float64, order of ``FEATURE_NAMES``, GeV and log(GeV).
-        values: per name of ``OBSERVABLE_NAMES`` (in that order), shape (n,), float64.
+        features: shape (n, n_features), float64, order of the analysis's features.
+        values: per name of the analysis's ``observable_names`` (in that order), shape (n,),
+            float64.
+        analysis: the analysis definition that computed them.
     """
 
     features: np.ndarray
     values: Mapping[str, np.ndarray]
+    analysis: AnalysisDefinition
 
     @classmethod
-    def of(cls, features: np.ndarray) -> ObservableTable:
-        """The table of feature vectors of shape (n, 9); computes every observable once."""
+    def of(cls, features: np.ndarray, analysis: AnalysisDefinition) -> ObservableTable:
+        """The table of feature vectors of shape (n, n_features); computes every observable
+        once."""
         features = np.asarray(features, dtype=np.float64)
-        return cls(features, observables_of(features))
+        return cls(features, analysis.observables_of(features), analysis)
 
     def __len__(self) -> int:
         return len(self.features)
@@ -46,13 +50,18 @@ class ObservableTable:
     def take(self, rows: np.ndarray) -> ObservableTable:
         """The table of the events at ``rows`` (indices or a boolean mask), nothing recomputed."""
         return ObservableTable(
-            self.features[rows], {name: values[rows] for name, values in self.values.items()}
+            self.features[rows],
+            {name: values[rows] for name, values in self.values.items()},
+            self.analysis,
         )
 
-    def columns(self, names: Sequence[str] = OBSERVABLE_NAMES) -> np.ndarray:
-        """The observables ``names`` as columns, shape (n, len(names)), float64."""
+    def columns(self, names: Sequence[str] | None = None) -> np.ndarray:
+        """The observables ``names`` (default: all, in order) as columns, shape
+        (n, len(names)), float64."""
+        names = self.analysis.observable_names if names is None else names
         return np.column_stack([self.values[name] for name in names])
 
     def auxiliary(self) -> np.ndarray:
-        """The auxiliary observables as columns, shape (n, 11), order of ``AUX_NAMES``."""
-        return self.columns(AUX_NAMES)
+        """The auxiliary observables as columns, shape (n, n_auxiliary), in the analysis's
+        order."""
+        return self.columns(self.analysis.auxiliary_names)

@@ -112,6 +112,12 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", type=Path, nargs="+", help="GEN+RECO ROOT files")
     parser.add_argument("-o", "--output", type=Path, required=True, help="model file to write")
     parser.add_argument(
+        "--analysis",
+        default="wjets",
+        help="analysis definition: a built-in (see 'coffea-fastsim analyses') or "
+        "path/to/file.py:NAME (default: %(default)s)",
+    )
+    parser.add_argument(
         "--epochs", type=int, default=100, help="maximum number of epochs (default: 100)"
     )
     parser.add_argument(
@@ -172,6 +178,12 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("test_sample", type=Path, help="GEN+RECO ROOT file (not used in training)")
     parser.add_argument(
+        "--analysis",
+        default="wjets",
+        help="analysis definition: a built-in (see 'coffea-fastsim analyses') or "
+        "path/to/file.py:NAME (default: %(default)s)",
+    )
+    parser.add_argument(
         "--model",
         type=Path,
         required=True,
@@ -220,6 +232,12 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--analysis",
+        default="wjets",
+        help="analysis definition: a built-in (see 'coffea-fastsim analyses') or "
+        "path/to/file.py:NAME (default: %(default)s)",
+    )
+    parser.add_argument(
         "--executor",
         choices=("iterative", "futures", "dask"),
         default="futures",
@@ -263,7 +281,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--no-resume",
         action="store_true",
         help="recompute every chunk (by default, chunks checkpointed in OUTPUT_DIR/checkpoints "
-        "by an earlier run with the same model, seed and selection are reused)",
+        "by an earlier run with the same model, seed and analysis are reused)",
     )
 
 
@@ -272,7 +290,8 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="run the surrogate on GEN (or GEN+RECO) files with coffea's Runner",
         description=(
-            "Run FastSimProcessor over NanoAOD-like files: select W+jet events at GEN level, "
+            "Run FastSimProcessor over NanoAOD-like files: select the analysis's events at GEN "
+            "level, "
             "evaluate the surrogate, fill GEN/DL(/RECO) histograms (saved as histograms.coffea, "
             "read with coffea.util.load) and write the DL dataset (Parquet, one file per chunk)."
         ),
@@ -303,6 +322,12 @@ def _add_plot(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("histograms", type=Path, help="histograms.coffea written by 'run'")
     parser.add_argument(
+        "--analysis",
+        default=None,
+        help="analysis definition: a built-in (see 'coffea-fastsim analyses') or "
+        "path/to/file.py:NAME (default: every observable in the file)",
+    )
+    parser.add_argument(
         "-o", "--output-dir", type=Path, required=True, help="directory for the figures"
     )
     parser.add_argument("--dataset", default=None, help="dataset to plot (default: the first one)")
@@ -313,8 +338,9 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="the whole path on the embedded sample and model (about a minute)",
         description=(
-            "Run the surrogate shipped in data/ on the embedded GEN+RECO sample with coffea's "
-            "Runner, write histograms, plots and the DL dataset, and print where they are."
+            "Run the surrogate shipped in data/ on the embedded GEN+RECO sample of a built-in "
+            "analysis (--analysis wjets or zmumu) with coffea's Runner, write histograms, plots "
+            "and the DL dataset, and print where they are."
         ),
     )
     parser.add_argument(
@@ -327,7 +353,19 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     _add_run_options(parser)
     # The demo's analysis processor, and several chunks, so that the demo shows the executor
     # at work on the small sample.
-    parser.set_defaults(chunksize=2000, processor="processors.wjets:WJetsProcessor")
+    parser.set_defaults(chunksize=2000)
+
+
+def _add_analyses(subparsers: argparse._SubParsersAction) -> None:
+    subparsers.add_parser(
+        "analyses",
+        help="list the built-in analyses and their features",
+        description=(
+            "List the built-in analysis definitions: name, description, feature vector and "
+            "auxiliary observables. A user's own is given as --analysis path/to/file.py:NAME "
+            "(docs/analyses.md)."
+        ),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,6 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_generate, _add_train, _add_validate, _add_run, _add_plot, _add_demo):
+    for add in (
+        _add_generate,
+        _add_train,
+        _add_validate,
+        _add_run,
+        _add_plot,
+        _add_demo,
+        _add_analyses,
+    ):
         add(subparsers)
     return parser

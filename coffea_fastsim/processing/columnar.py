@@ -3,8 +3,8 @@
 For analyses written as dask-awkward graphs (``NanoEventsFactory.from_root(..., mode="dask")``
 or ``coffea.dataset_tools.apply_to_fileset``) instead of a ``processor.Runner``:
 
-- :func:`dl_features` gives, per selected event, the event identity and the 9 DL features
-  as a ``dask_awkward.Array``;
+- :func:`dl_features` gives, per selected event, the event identity and the analysis's DL
+  features as a ``dask_awkward.Array``;
 - :func:`fill_histograms` builds the processor's histograms (GEN, DL, RECO and residuals) as
   ``hist.dask`` histograms, and its cutflow as dask scalars.
 
@@ -27,16 +27,16 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from coffea_fastsim.analysis.definition import AnalysisDefinition
 from coffea_fastsim.analysis.features import (
-    GEN_FIELDS,
     ID_FIELDS,
-    RECO_FIELDS,
     build_features,
+    gen_fields,
     has_reco_branches,
-    observables_of,
+    reco_fields,
 )
 from coffea_fastsim.analysis.histograms import fill_observables, fill_residuals, make_histograms
-from coffea_fastsim.analysis.observables import FEATURE_NAMES, OBSERVABLE_NAMES
+from coffea_fastsim.analysis.registry import check_model_analysis
 from coffea_fastsim.processing.processor import FastSimConfig
 from coffea_fastsim.processing.simulation import simulate
 from coffea_fastsim.surrogate.inference import SurrogateEngine
@@ -65,15 +65,21 @@ def _engine(config: FastSimConfig) -> SurrogateEngine:
     """
     path = Path(config.model).resolve()
     stat = path.stat()
+    analysis: AnalysisDefinition = config.analysis  # type: ignore[assignment]
     key = (str(path), stat.st_size, stat.st_mtime_ns, config.device, config.seed)
-    key += (config.chunk_size,)
+    key += (config.chunk_size, analysis.hash)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
             engine = SurrogateEngine(
-                path, chunk_size=config.chunk_size, device=config.device, seed=config.seed
+                path,
+                chunk_size=config.chunk_size,
+                device=config.device,
+                seed=config.seed,
+                features=analysis.feature_names,
             )
-            engine.loaded  # noqa: B018  (load under the lock: once per process)
+            # Load under the lock: once per process.
+            check_model_analysis(engine.metadata, analysis, path)
             _ENGINES[key] = engine
     return engine
 
@@ -87,47 +93,51 @@ class _PartitionSimulation:
     """The function that dask maps over the partitions of the events.
 
     Arguments:
-        config: the processor configuration (model path, seed, selection ...).
+        config: the processor configuration (model path, seed, analysis ...).
         sources: ``("dl",)`` for the DL features, or the samples whose observables the
             histograms need: ``("gen", "dl")`` or ``("gen", "dl", "reco")``.
     """
 
     def __init__(self, config: FastSimConfig, sources: tuple[str, ...]) -> None:
         self.config = config
+        self.analysis: AnalysisDefinition = config.analysis  # type: ignore[assignment]
         self.sources = sources
 
     def _columns(self, events: ak.Array) -> ak.Array:
+        analysis = self.analysis
         if "reco" not in self.sources:
             # dask reads only the branches touched while tracing: hide RECO from the selection.
-            events = events[[name for name in events.fields if name not in RECO_FIELDS]]
-        features = build_features(events, self.config.selection)
+            reco = reco_fields(analysis)
+            events = events[[name for name in events.fields if name not in reco]]
+        features = build_features(events, analysis)
         dl = simulate(_engine(self.config), features)
         columns: dict[str, Any] = _identity_columns(features, dl.source)
         if self.sources == ("dl",):
-            columns.update({name: dl.features[:, i] for i, name in enumerate(FEATURE_NAMES)})
+            names = analysis.feature_names
+            columns.update({name: dl.features[:, i] for i, name in enumerate(names)})
             return ak.zip(columns, depth_limit=1)
         values = {"gen": features.gen[dl.source], "dl": dl.features}
         if "reco" in self.sources:
             values["reco"] = features.reco[dl.source]  # type: ignore[index]
         for source, matrix in values.items():
-            columns[source] = ak.zip(observables_of(matrix), depth_limit=1)
+            columns[source] = ak.zip(analysis.observables_of(matrix), depth_limit=1)
         return ak.zip(columns, depth_limit=1)
 
     def _empty(self) -> ak.Array:
         """A length-0 output of the same form as :meth:`_columns`'s."""
         ids = {name: np.zeros(0, dtype=np.uint64) for name in ID_FIELDS}
         if self.sources == ("dl",):
-            features = {name: np.zeros(0, dtype=np.float32) for name in FEATURE_NAMES}
+            features = {name: np.zeros(0, dtype=np.float32) for name in self.analysis.feature_names}
             return ak.zip({**ids, **features}, depth_limit=1)
-        observables = {name: np.zeros(0) for name in OBSERVABLE_NAMES}
+        observables = {name: np.zeros(0) for name in self.analysis.observable_names}
         samples = {source: ak.zip(observables, depth_limit=1) for source in self.sources}
         return ak.zip({**ids, **samples}, depth_limit=1)
 
     def __call__(self, events: ak.Array) -> ak.Array:
         if ak.backend(events) == "typetracer":
-            fields = dict(GEN_FIELDS)
+            fields = gen_fields(self.analysis)
             if "reco" in self.sources:
-                fields.update(RECO_FIELDS)
+                fields.update(reco_fields(self.analysis))
             for collection, names in fields.items():
                 for name in names:
                     ak.typetracer.touch_data(events[collection][name])
@@ -155,13 +165,12 @@ def dl_features(events: Any, config: FastSimConfig) -> Any:
     Arguments:
         events: NanoAOD events as a ``dask_awkward.Array`` (``NanoEventsFactory.from_root(
             ..., mode="dask").events()``).
-        config: model, seed and selection, as for ``FastSimProcessor`` (``output_dir`` and
+        config: model, seed and analysis, as for ``FastSimProcessor`` (``output_dir`` and
             ``threads`` are not used here).
 
     Returns:
         A ``dask_awkward.Array`` of records, one per selected event: ``run``,
-        ``luminosityBlock``, ``event`` (uint64) and the 9 DL features of ``FEATURE_NAMES``
-        (float32, GeV and log GeV).
+        ``luminosityBlock``, ``event`` (uint64) and the analysis's DL features (float32).
     """
     return _map(events, config, ("dl",), "fastsim-dl-features")
 
@@ -181,10 +190,12 @@ def fill_histograms(events: Any, config: FastSimConfig) -> dict[str, Any]:
     dak = _import_dask_awkward()
     import hist.dask
 
-    sources = ("gen", "dl", "reco") if has_reco_branches(events) else ("gen", "dl")
+    analysis: AnalysisDefinition = config.analysis  # type: ignore[assignment]
+    sources = ("gen", "dl", "reco") if has_reco_branches(events, analysis) else ("gen", "dl")
     columns = _map(events, config, sources, "fastsim-observables")
-    histograms = make_histograms(hist.dask.Hist)
-    observables = {s: {n: columns[s][n] for n in OBSERVABLE_NAMES} for s in sources}
+    histograms = make_histograms(analysis, hist.dask.Hist)
+    names = analysis.observable_names
+    observables = {s: {n: columns[s][n] for n in names} for s in sources}
     fill_observables(histograms, "gen", observables["gen"])
     fill_observables(histograms, "dl", observables["dl"])
     fill_residuals(histograms, "dl", observables["dl"], observables["gen"])
@@ -195,6 +206,6 @@ def fill_histograms(events: Any, config: FastSimConfig) -> dict[str, Any]:
     if "reco" in sources:
         fill_observables(histograms, "reco", observables["reco"])
         fill_residuals(histograms, "reco", observables["reco"], observables["gen"])
-        matched = np.isfinite(columns["reco"][FEATURE_NAMES[0]])
+        matched = np.isfinite(columns["reco"][analysis.feature_names[0]])
         cutflow["reco_matched"] = dak.sum(matched, axis=0)
     return {"histograms": histograms, "cutflow": cutflow}

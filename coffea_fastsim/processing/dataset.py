@@ -1,8 +1,9 @@
 """The analysis-specific DL dataset: event identity and DL features, one Parquet file per chunk.
 
-Only the event identity and the 9 features (float32) are stored, about 40 bytes per event;
-the auxiliary observables are computed from the features when the dataset is read, with the
-same function as everywhere else (:func:`coffea_fastsim.analysis.features.auxiliary_from_features`).
+Only the event identity and the analysis's features (float32) are stored, about 40 bytes per
+event for the 9 of wjets; the auxiliary observables are computed from the features when the
+dataset is read, with the same function as everywhere else (the definition's
+``auxiliary_from_features``).
 
 Each chunk's file is named by the input file's UUID and entry range, and written atomically
 (a temporary file in the same directory, then an atomic rename), so a run that stops half-way
@@ -20,8 +21,8 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from coffea_fastsim.analysis.features import auxiliary_from_features
-from coffea_fastsim.analysis.observables import FEATURE_NAMES
+from coffea_fastsim.analysis.definition import AnalysisDefinition
+from coffea_fastsim.analysis.registry import DEFAULT_ANALYSIS, resolve_analysis
 
 __all__ = ["chunk_file_name", "read_dataset", "write_chunk"]
 
@@ -53,12 +54,17 @@ def write_chunk(directory: str | os.PathLike, name: str, columns: Mapping[str, n
     return target
 
 
-def read_dataset(directory: str | os.PathLike, auxiliary: bool = True) -> ak.Array:
+def read_dataset(
+    directory: str | os.PathLike,
+    auxiliary: bool = True,
+    analysis: str | AnalysisDefinition = DEFAULT_ANALYSIS,
+) -> ak.Array:
     """Read all chunk files of a DL dataset directory, in file-name order.
 
     Arguments:
         directory: the dataset directory (one ``*.parquet`` file per chunk).
         auxiliary: add the auxiliary observables computed from the stored features.
+        analysis: the analysis the dataset was made with (name, file.py:NAME or definition).
 
     Returns:
         One record per event: run, luminosityBlock, event, the features (and auxiliaries).
@@ -67,9 +73,10 @@ def read_dataset(directory: str | os.PathLike, auxiliary: bool = True) -> ak.Arr
     if not files:
         raise FileNotFoundError(f"no DL dataset files (*.parquet) in {directory}")
     data = ak.concatenate([ak.from_parquet(f) for f in files])
-    if not auxiliary or not all(name in data.fields for name in FEATURE_NAMES):
+    definition = resolve_analysis(analysis)
+    if not auxiliary or not all(name in data.fields for name in definition.feature_names):
         return data
-    features = np.column_stack([ak.to_numpy(data[name]) for name in FEATURE_NAMES])
+    features = np.column_stack([ak.to_numpy(data[name]) for name in definition.feature_names])
     columns = {name: data[name] for name in data.fields}
-    columns.update(auxiliary_from_features(features))
+    columns.update(definition.auxiliary_from_features(features))
     return ak.zip(columns, depth_limit=1)

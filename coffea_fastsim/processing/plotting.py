@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt
 import mplhep
 import numpy as np
 
+from coffea_fastsim.analysis.definition import AnalysisDefinition
 from coffea_fastsim.analysis.histograms import RESIDUAL_PREFIX
-from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
 
 __all__ = ["plot_all", "plot_comparison", "plot_histogram_file"]
 
@@ -84,16 +84,34 @@ def plot_comparison(histogram: hist.Hist, samples: tuple[str, ...], output: Path
     return written
 
 
-def plot_all(histograms: Mapping[str, hist.Hist], output_dir: str | os.PathLike) -> list[Path]:
+def plot_all(
+    histograms: Mapping[str, hist.Hist],
+    output_dir: str | os.PathLike,
+    analysis: AnalysisDefinition | None = None,
+) -> list[Path]:
     """Distribution and residual figures of every observable in ``histograms``.
+
+    Arguments:
+        histograms: the histograms of a run (``make_histograms``).
+        output_dir: where the figures go.
+        analysis: the analysis of the run; its observables are drawn in its order, and a
+            run of another analysis is refused. None: every observable histogram.
 
     Returns:
         The written files.
     """
     output_dir = Path(output_dir)
+    names = [key for key in histograms if not key.startswith(RESIDUAL_PREFIX)]
+    if analysis is not None:
+        absent = [name for name in analysis.observable_names if name not in histograms]
+        if absent:
+            raise ValueError(
+                f"the histograms are not of the analysis {analysis.name!r}: they lack {absent}"
+            )
+        names = list(analysis.observable_names)
     written: list[Path] = []
     with plt.style.context(mplhep.style.CMS):
-        for name in OBSERVABLE_NAMES:
+        for name in names:
             if name in histograms:
                 written += plot_comparison(
                     histograms[name], ("gen", "reco", "dl"), output_dir / name

@@ -1,32 +1,39 @@
 """FastSimProcessor: the coffea processor that runs the surrogate on GEN events.
 
-For each chunk of events it applies the W+jet GEN selection, evaluates the surrogate on the
-GEN feature vectors (DL = RECO-like features), fills histograms of GEN, DL and (when the
-input has RECO collections) RECO, and optionally writes the DL dataset.
+For each chunk of events it applies the GEN selection of the analysis definition, evaluates
+the surrogate on the GEN feature vectors (DL = RECO-like features), fills histograms of GEN,
+DL and (when the input has RECO collections) RECO and the definition's regions, and
+optionally writes the DL dataset.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import hist
 import numpy as np
 import torch
 from coffea import processor
 
 from coffea_fastsim import __version__
-from coffea_fastsim.analysis.features import (
-    EventFeatures,
-    Selection,
-    build_features,
-    observables_of,
+from coffea_fastsim.analysis.definition import AnalysisDefinition, Region
+from coffea_fastsim.analysis.features import EventFeatures, build_features
+from coffea_fastsim.analysis.histograms import (
+    SAMPLES,
+    fill_observables,
+    fill_residuals,
+    make_histograms,
 )
-from coffea_fastsim.analysis.histograms import fill_observables, fill_residuals, make_histograms
-from coffea_fastsim.analysis.observables import FEATURE_NAMES
+from coffea_fastsim.analysis.registry import (
+    DEFAULT_ANALYSIS,
+    check_model_analysis,
+    resolve_analysis,
+)
 from coffea_fastsim.processing.dataset import chunk_file_name, write_chunk
 from coffea_fastsim.processing.simulation import simulate
 from coffea_fastsim.surrogate.inference import SurrogateEngine
@@ -46,7 +53,9 @@ class FastSimConfig:
         device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         seed: seed of the per-event noise; with the event identity it fixes every DL value.
         output_dir: where to write the DL dataset (one Parquet file per chunk); None: no dataset.
-        selection: the W+jet selection cuts.
+        analysis: the analysis definition, a built-in name or ``path/to/file.py:NAME``;
+            resolved to the definition when the configuration is made. The model must have
+            been trained for it.
         threads: torch CPU threads in each worker; None keeps torch's default (all cores).
             Use 1 when several worker processes share the cores.
     """
@@ -56,10 +65,11 @@ class FastSimConfig:
     device: str = "auto"
     seed: int = 0
     output_dir: str | os.PathLike | None = None
-    selection: Selection = field(default_factory=Selection)
+    analysis: str | AnalysisDefinition = DEFAULT_ANALYSIS
     threads: int | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "analysis", resolve_analysis(self.analysis))
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be a positive integer or None, got {self.threads}")
 
@@ -77,20 +87,26 @@ class FastSimProcessor(processor.ProcessorABC):
 
     def __init__(self, config: FastSimConfig) -> None:
         self.config = config
+        self.analysis: AnalysisDefinition = config.analysis  # type: ignore[assignment]
         self.engine = SurrogateEngine(
-            config.model, chunk_size=config.chunk_size, device=config.device, seed=config.seed
+            config.model,
+            chunk_size=config.chunk_size,
+            device=config.device,
+            seed=config.seed,
+            features=self.analysis.feature_names,
         )
         # Load once here so that a missing or mismatched model fails before any chunk is sent;
         # the engine reloads it lazily on each worker.
+        check_model_analysis(self.engine.metadata, self.analysis, config.model)
         self.model_checksum = str(self.engine.metadata["checksum"])
 
     def fingerprint(self) -> str:
-        """What fixes every output of a chunk: model, noise seed, selection, dataset target."""
+        """What fixes every output of a chunk: model, noise seed, analysis, dataset target."""
         return json.dumps(
             {
                 "model": self.model_checksum,
                 "seed": self.config.seed,
-                "selection": asdict(self.config.selection),
+                "analysis": self.analysis.record,
                 "output_dir": None
                 if self.config.output_dir is None
                 else str(self.config.output_dir),
@@ -101,11 +117,15 @@ class FastSimProcessor(processor.ProcessorABC):
         )
 
     def analyze(self, observables: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
-        """Analysis-specific additions to a chunk's output; ``observables[sample][name]`` (n,).
+        """Analysis-level additions to a chunk's output; ``observables[sample][name]`` (n,).
 
-        Subclasses override this (see ``processors/wjets.py``); the default adds nothing.
+        The default gives the definition's regions: ``NAME_yields`` (events per sample) and
+        ``NAME_OBSERVABLE`` (its histogram in the region); subclasses may add more.
         """
-        return {}
+        output: dict[str, Any] = {}
+        for region in self.analysis.regions:
+            output.update(_region_outputs(self.analysis, region, observables))
+        return output
 
     def process(self, events: ak.Array) -> dict[str, Any]:
         """Process one chunk of events.
@@ -132,20 +152,20 @@ class FastSimProcessor(processor.ProcessorABC):
         dataset = metadata.get("dataset", "events")
         if self.config.threads is not None:
             torch.set_num_threads(self.config.threads)
-        features = build_features(events, self.config.selection)
+        features = build_features(events, self.analysis)
         dl = simulate(self.engine, features).features
 
-        histograms = make_histograms()
+        histograms = make_histograms(self.analysis)
         observables = {
-            "gen": observables_of(features.gen),
-            "dl": observables_of(dl),
+            "gen": self.analysis.observables_of(features.gen),
+            "dl": self.analysis.observables_of(dl),
         }
         fill_observables(histograms, "gen", observables["gen"])
         fill_observables(histograms, "dl", observables["dl"])
         fill_residuals(histograms, "dl", observables["dl"], observables["gen"])
         if features.has_reco:
             valid = features.reco_valid
-            reco = observables_of(features.reco[valid])
+            reco = self.analysis.observables_of(features.reco[valid])
             gen_of_valid = {name: values[valid] for name, values in observables["gen"].items()}
             fill_observables(histograms, "reco", reco)
             fill_residuals(histograms, "reco", reco, gen_of_valid)
@@ -191,7 +211,9 @@ class FastSimProcessor(processor.ProcessorABC):
             "luminosityBlock": features.luminosity_block,
             "event": features.event,
         }
-        columns.update({name: dl_observables[name].astype(np.float32) for name in FEATURE_NAMES})
+        columns.update(
+            {name: dl_observables[name].astype(np.float32) for name in self.analysis.feature_names}
+        )
         directory = Path(self.config.output_dir) / dataset  # type: ignore[arg-type]
         return str(write_chunk(directory, chunk_file_name(file_id, start, stop), columns))
 
@@ -199,3 +221,27 @@ class FastSimProcessor(processor.ProcessorABC):
         for output in accumulator.values():
             output["dataset_files"] = sorted(output["dataset_files"])
         return accumulator
+
+
+def _region_outputs(
+    analysis: AnalysisDefinition, region: Region, observables: dict[str, dict[str, np.ndarray]]
+) -> dict[str, Any]:
+    """Yields per sample and the histogram of `region.observable` in the region."""
+    axis = analysis.observable(region.observable)
+    histogram = (
+        hist.Hist.new.StrCat(list(SAMPLES), name="source", label="Source")
+        .Reg(
+            axis.bins,
+            axis.low,
+            axis.high,
+            name=axis.name,
+            label=f"{axis.label}, {region.label}",
+        )
+        .Double()
+    )
+    yields = {}
+    for sample, values in observables.items():
+        inside = np.logical_and.reduce([values[name] > cut for name, cut in region.above])
+        yields[sample] = int(inside.sum())
+        histogram.fill(source=sample, **{axis.name: values[axis.name][inside]})
+    return {f"{region.name}_yields": yields, f"{region.name}_{axis.name}": histogram}

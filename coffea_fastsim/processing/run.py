@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coffea_fastsim.analysis.registry import DEFAULT_ANALYSIS
+
 if TYPE_CHECKING:
     from coffea_fastsim.processing.processor import FastSimProcessor
 
@@ -59,6 +61,7 @@ class RunOptions:
         status: show progress bars (on stderr).
         root_file: also write every histogram as TH1D/TH2D to this ROOT file
             (``root_export``); None: no ROOT file.
+        analysis: the analysis definition, a built-in name or ``path/to/file.py:NAME``.
     """
 
     inputs: tuple[Path, ...]
@@ -78,6 +81,7 @@ class RunOptions:
     resume: bool = True
     status: bool = True
     root_file: Path | None = None
+    analysis: str = DEFAULT_ANALYSIS
 
     def torch_threads(self) -> int | None:
         """Torch threads per worker: one when several worker processes share the cores."""
@@ -155,7 +159,7 @@ def _summary(output: dict[str, Any], seconds: float) -> tuple[str, ...]:
         cutflow = result["cutflow"]
         lines.append(
             f"[{name}] {cutflow['input']} events read, {cutflow['gen_selected']} pass the GEN "
-            f"selection, {cutflow['reco_matched']} have a matched RECO muon and jet "
+            f"selection, {cutflow['reco_matched']} have valid RECO partners "
             f"({seconds:.1f} s, {cutflow['input'] / max(seconds, 1e-9):.0f} events/s)"
         )
     return tuple(lines)
@@ -182,9 +186,10 @@ def run_and_save(options: RunOptions) -> RunReport:
         # The Runner skips unreadable files itself; the manifest lists them.
         fileset = {options.dataset: [str(path) for path in options.inputs]}
     else:
-        fileset = make_fileset(options.inputs, options.dataset)
+        fileset = make_fileset(options.inputs, options.dataset, options.analysis)
     dataset_dir = options.output_dir / "dataset" if options.write_dataset else None
     config = FastSimConfig(
+        analysis=options.analysis,
         model=options.model,
         chunk_size=options.inference_chunk_size,
         device=options.device,

@@ -19,8 +19,10 @@ import uproot
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
 
+from coffea_fastsim.analysis.definition import AnalysisDefinition
 from coffea_fastsim.analysis.features import missing_gen_branches
 from coffea_fastsim.analysis.reading import TREE_NAME, InputFileError, check_input_file
+from coffea_fastsim.analysis.registry import DEFAULT_ANALYSIS, resolve_analysis
 from coffea_fastsim.processing.checkpoint import ChunkCheckpointer
 
 __all__ = [
@@ -55,30 +57,35 @@ class RunResult:
     lost_workers: tuple[str, ...] = ()
 
 
-def check_gen_branches(path: str | os.PathLike) -> None:
-    """Raise :class:`InputFileError` naming the file and the GEN branches it lacks."""
+def check_gen_branches(path: str | os.PathLike, analysis: AnalysisDefinition) -> None:
+    """Raise :class:`InputFileError` naming the file, the analysis and the GEN branches it
+    lacks."""
     with uproot.open(path) as file:
-        missing = missing_gen_branches(set(file[TREE_NAME].keys()))
+        missing = missing_gen_branches(set(file[TREE_NAME].keys()), analysis)
     if missing:
         raise InputFileError(
-            f"{path} lacks GEN branches needed by the selection: {', '.join(missing)}"
+            f"{path} lacks GEN branches needed by the analysis {analysis.name!r}: "
+            f"{', '.join(missing)}"
         )
 
 
 def make_fileset(
-    files: Sequence[str | os.PathLike], dataset: str = "events"
+    files: Sequence[str | os.PathLike],
+    dataset: str = "events",
+    analysis: str | AnalysisDefinition = DEFAULT_ANALYSIS,
 ) -> dict[str, list[str]]:
     """A coffea fileset ``{dataset: [files]}``, after checking every file.
 
     Raises:
         InputFileError: naming the first file that is missing, unreadable, has no Events
-            tree, or lacks a GEN branch that the selection reads.
+            tree, or lacks a GEN branch that the selection of `analysis` reads.
     """
     if not files:
         raise ValueError("no input files given")
+    definition = resolve_analysis(analysis)
     for path in files:
         check_input_file(path)
-        check_gen_branches(path)
+        check_gen_branches(path, definition)
     return {dataset: [os.fspath(path) for path in files]}
 
 

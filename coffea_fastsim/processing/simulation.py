@@ -22,7 +22,8 @@ class DLEvents:
     """The DL events of a chunk: ``oversample`` replicas of each selected GEN event.
 
     Arguments:
-        features: DL feature vectors, shape (n * K, 9), float32, order of ``FEATURE_NAMES``;
+        features: DL feature vectors, shape (n * K, n_features), float32, in the order of the
+            analysis's features;
             event-major: rows i * K ... i * K + K - 1 are the replicas of selected event i.
         source: row in the ``EventFeatures`` of each DL event, shape (n * K,), int64.
         replica: replica index of each DL event, 0 ... K - 1, shape (n * K,), uint32.

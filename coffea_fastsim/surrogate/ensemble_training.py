@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ def train_ensemble(
     config: TrainingConfig,
     output: str | os.PathLike[str],
     check: HeldOutCheck,
+    feature_names: Sequence[str],
     n_members: int = 1,
     metadata: Mapping[str, Any] | None = None,
 ) -> Iterator[TrainedMember]:
@@ -60,12 +61,13 @@ def train_ensemble(
     member's seed as noise seed.
 
     Arguments:
-        gen, reco: the training pairs, shape (n, 9) each.
+        gen, reco: the training pairs, shape (n, n_features) each.
         config: the training configuration of the first member.
         output: the model file (or the name the members are numbered from).
         check: the held-out check of a saved model.
+        feature_names: the analysis's feature names, in order (recorded in each file).
         n_members: models to train, at least 1.
-        metadata: more provenance to store, e.g. {"sources": [...]}.
+        metadata: more provenance to store, e.g. {"sources": [...], "analysis": {...}}.
 
     Returns:
         An iterator that trains each member when asked for it and gives it once saved.
@@ -75,7 +77,9 @@ def train_ensemble(
     """
     if n_members < 1:
         raise ValueError(f"the ensemble needs at least 1 member, got {n_members}")
-    return _members(gen, reco, config, Path(output), check, n_members, metadata or {})
+    return _members(
+        gen, reco, config, Path(output), check, tuple(feature_names), n_members, metadata or {}
+    )
 
 
 def _members(
@@ -84,16 +88,18 @@ def _members(
     config: TrainingConfig,
     output: Path,
     check: HeldOutCheck,
+    feature_names: tuple[str, ...],
     n_members: int,
     metadata: Mapping[str, Any],
 ) -> Iterator[TrainedMember]:
     for index in range(n_members):
         member_config = dataclasses.replace(config, seed=config.seed + index)
         path = output if n_members == 1 else member_path(output, index)
-        result = train_surrogate(gen, reco, member_config)
+        result = train_surrogate(gen, reco, member_config, feature_names)
         provenance = {**result.metadata(), **metadata}
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_model(result.model, path, provenance)
+        save_model(result.model, path, provenance, feature_names=feature_names)
         heldout = check(path, result.split.test, member_config.seed)
-        save_model(result.model, path, {**provenance, "heldout_w1_over_sigma": heldout})
+        final = {**provenance, "heldout_w1_over_sigma": heldout}
+        save_model(result.model, path, final, feature_names=feature_names)
         yield TrainedMember(path, result, heldout)

@@ -14,11 +14,11 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import Tensor, nn
-
-from coffea_fastsim.analysis.observables import FEATURE_NAMES
 
 __all__ = [
     "GAMMA",
@@ -228,13 +228,16 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def as_feature_array(values: object, name: str, n_features: int) -> np.ndarray:
+def as_feature_array(
+    values: object, name: str, n_features: int, feature_names: Sequence[str] | None = None
+) -> np.ndarray:
     """Validate a feature matrix and return it as float64.
 
     Arguments:
         values: array-like of shape (n_events, n_features), physical units.
         name: argument name, used in error messages.
         n_features: expected number of columns.
+        feature_names: names of the columns for error messages; None: their positions.
 
     Raises:
         ValueError: wrong shape, or rows with NaN or infinite values (the message gives the
@@ -246,7 +249,7 @@ def as_feature_array(values: object, name: str, n_features: int) -> np.ndarray:
     bad = ~np.isfinite(array)
     if bad.any():
         per_feature = bad.sum(axis=0)
-        names = FEATURE_NAMES if n_features == len(FEATURE_NAMES) else range(n_features)
+        names = feature_names if feature_names is not None else range(n_features)
         detail = ", ".join(f"{f}: {c}" for f, c in zip(names, per_feature, strict=True) if c)
         raise ValueError(
             f"{name} has {int(bad.any(axis=1).sum())} of {len(array)} rows with NaN or "

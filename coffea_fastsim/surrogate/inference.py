@@ -23,7 +23,7 @@ multiple of the block that fits in half of the device memory free at that moment
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from coffea_fastsim.analysis.observables import FEATURE_NAMES
 from coffea_fastsim.surrogate.gaussian import as_feature_array, resolve_device
 from coffea_fastsim.surrogate.model_file import LoadedModel, load_model
 from coffea_fastsim.surrogate.noise import event_noise, event_noise_tensor
@@ -242,6 +241,8 @@ class SurrogateEngine:
         device: "auto" (CUDA when present on the process that evaluates), "cpu", "cuda"
             or "cuda:N".
         seed: seed of the per-event noise, an integer in [0, 2**64).
+        features: the feature names, in order, the caller feeds and expects back (the
+            analysis's feature vector); None: the model's own.
     """
 
     def __init__(
@@ -250,6 +251,7 @@ class SurrogateEngine:
         chunk_size: int | None = None,
         device: str = "auto",
         seed: int = 0,
+        features: Sequence[str] | None = None,
     ) -> None:
         if chunk_size is not None:
             if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
@@ -272,6 +274,7 @@ class SurrogateEngine:
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.device_request = device
         self.seed = int(seed)
+        self.features = None if features is None else tuple(features)
         self._device: torch.device | None = None
         self._loaded: LoadedModel | None = None
         self._gaussian_weights: _GaussianWeights | None = None
@@ -296,7 +299,7 @@ class SurrogateEngine:
         """The model and its metadata, loaded and checked on first use."""
         if self._loaded is None:
             loaded = load_model(
-                self.model_path, expected_features=FEATURE_NAMES, map_location=self.device
+                self.model_path, expected_features=self.features, map_location=self.device
             )
             if loaded.metadata.get("model_family") == "gaussian":
                 self._gaussian_weights = _GaussianWeights.read(loaded.module)
@@ -318,24 +321,26 @@ class SurrogateEngine:
         """RECO-like features x_DL = mu + sigma * eps of each event.
 
         Arguments:
-            gen_features: GEN features, shape (n_events, 9), physical units, order of
-                ``FEATURE_NAMES``.
+            gen_features: GEN features, shape (n_events, n_features), physical units, in
+                the order of the model's features.
             run, luminosity_block, event: event identity, each shape (n_events,), integers.
 
         Returns:
-            x_DL, shape (n_events, 9), float32, physical units; (0, 9) for no events.
+            x_DL, shape (n_events, n_features), float32, physical units; (0, n_features)
+            for no events.
 
         Raises:
             ValueError: wrong shapes, or rows with NaN or infinite GEN features (the
                 message gives their number; such events must be removed before).
         """
-        gen = as_feature_array(gen_features, "gen_features", len(FEATURE_NAMES))
+        names = self.loaded.metadata["input_features"]
+        gen = as_feature_array(gen_features, "gen_features", len(names), names)
         n_events = len(gen)
         run, luminosity_block, event = (np.asarray(a) for a in (run, luminosity_block, event))
         for name, ids in (("run", run), ("luminosity_block", luminosity_block), ("event", event)):
             if ids.shape != (n_events,):
                 raise ValueError(f"{name} must have shape ({n_events},), got {ids.shape}")
-        output = np.empty((n_events, len(FEATURE_NAMES)), dtype=np.float32)
+        output = np.empty((n_events, len(names)), dtype=np.float32)
         if n_events == 0:
             return output
         module = self.loaded.module

@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from coffea_fastsim import __version__
-from coffea_fastsim.analysis.observables import FEATURE_NAMES
 from coffea_fastsim.surrogate.flow import FlowSurrogate
 from coffea_fastsim.surrogate.gaussian import GaussianSurrogate, StandardizedSurrogate
 
@@ -183,6 +182,8 @@ def save_model(
     path: str | os.PathLike[str],
     metadata: Mapping[str, Any],
     file_format: str | None = None,
+    *,
+    feature_names: Sequence[str],
 ) -> Path:
     """Write a trained surrogate and its metadata to one file, atomically.
 
@@ -190,14 +191,16 @@ def save_model(
     directory and renamed.
 
     Arguments:
-        model: the trained surrogate, a class of ``MODEL_FAMILIES`` (9 features, order of
-            ``FEATURE_NAMES``).
+        model: the trained surrogate, a class of ``MODEL_FAMILIES``.
         path: destination file.
         metadata: JSON-serializable provenance with at least ``PROVENANCE_KEYS``
-            (``TrainingResult.metadata()`` gives them); other keys are kept as they are.
+            (``TrainingResult.metadata()`` gives them); other keys are kept as they are,
+            e.g. "analysis": the name and hash of the analysis definition.
         file_format: key of the serialization registry that the model's family allows;
             None: the family's default ("torchscript" for "gaussian", "torch_export" for
             "flow").
+        feature_names: names of the model's input and output features, in order (the
+            analysis's feature vector).
 
     Returns:
         The path written.
@@ -212,9 +215,10 @@ def save_model(
     missing = [key for key in PROVENANCE_KEYS if key not in metadata]
     if missing:
         raise ValueError(f"metadata lacks the keys {missing}")
-    if model.n_features != len(FEATURE_NAMES):
+    if model.n_features != len(feature_names):
         raise ValueError(
-            f"model has {model.n_features} features, FEATURE_NAMES has {len(FEATURE_NAMES)}"
+            f"model has {model.n_features} features, feature_names has {len(feature_names)}: "
+            f"{list(feature_names)}"
         )
     model = copy.deepcopy(model).cpu().eval()
     full_metadata: dict[str, Any] = {
@@ -222,8 +226,8 @@ def save_model(
         "format": file_format,
         "format_version": FORMAT_VERSION,
         "model_family": family,
-        "input_features": list(FEATURE_NAMES),
-        "output_features": list(FEATURE_NAMES),
+        "input_features": list(feature_names),
+        "output_features": list(feature_names),
         "standardization": {
             name: getattr(model, name).tolist() for name in _STANDARDIZATION_BUFFERS
         },
@@ -261,7 +265,7 @@ def _feature_mismatch(found: Sequence[str], expected: Sequence[str]) -> str:
 
 def load_model(
     path: str | os.PathLike[str],
-    expected_features: Sequence[str] = FEATURE_NAMES,
+    expected_features: Sequence[str] | None = None,
     map_location: str | torch.device = "cpu",
 ) -> LoadedModel:
     """Read a model file written by ``save_model`` and check it, whatever its family.
@@ -270,7 +274,8 @@ def load_model(
 
     Arguments:
         path: the model file.
-        expected_features: feature names, in order, that the caller feeds and expects back.
+        expected_features: feature names, in order, that the caller feeds and expects back;
+            None: whatever the model maps (the output features must equal the input ones).
         map_location: device for the weights ("cpu", "cuda", torch.device).
 
     Raises:
@@ -318,6 +323,8 @@ def load_model(
         raise ModelFormatError(
             f"{path}: checksum mismatch, the weights or the metadata were modified"
         )
+    if expected_features is None:
+        expected_features = metadata.get("input_features", [])
     for key in ("input_features", "output_features"):
         mismatch = _feature_mismatch(metadata.get(key, []), expected_features)
         if mismatch:

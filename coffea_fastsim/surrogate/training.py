@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,7 +29,6 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from coffea_fastsim.analysis.observables import FEATURE_NAMES
 from coffea_fastsim.surrogate.flow import FlowConfig, FlowSurrogate
 from coffea_fastsim.surrogate.gaussian import (
     GAMMA,
@@ -253,16 +252,16 @@ def evaluate_loss(
 
     Arguments:
         model: a surrogate (its standardization defines the loss's feature scale).
-        gen_features: GEN features, shape (n_events, 9), physical units.
-        reco_features: RECO features, shape (n_events, 9), physical units.
+        gen_features: GEN features, shape (n_events, n_features), physical units.
+        reco_features: RECO features, shape (n_events, n_features), physical units.
         gamma: quantile level of the width network (Gaussian model).
 
     Returns:
         Mean over events of the training loss on standardized features: L1 + quantile loss
         (Gaussian model) or negative log-likelihood (flow model).
     """
-    gen = as_feature_array(gen_features, "gen_features", len(FEATURE_NAMES))
-    reco = as_feature_array(reco_features, "reco_features", len(FEATURE_NAMES))
+    gen = as_feature_array(gen_features, "gen_features", model.n_features)
+    reco = as_feature_array(reco_features, "reco_features", model.n_features)
     if len(gen) != len(reco) or len(gen) == 0:
         raise ValueError(f"need equal, non-zero numbers of events, got {len(gen)}, {len(reco)}")
     device = model.gen_mean.device
@@ -272,10 +271,13 @@ def evaluate_loss(
     return _mean_loss(model, z_gen, z_reco, gamma)
 
 
-def _standardization(values: np.ndarray, name: str) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation per feature, shape (9,); constant features are refused."""
+def _standardization(
+    values: np.ndarray, name: str, feature_names: Sequence[str]
+) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation per feature, shape (n_features,); constant features are
+    refused."""
     mean, std = values.mean(axis=0), values.std(axis=0)
-    constant = [f for f, s in zip(FEATURE_NAMES, std, strict=True) if not s > 0]
+    constant = [f for f, s in zip(feature_names, std, strict=True) if not s > 0]
     if constant:
         raise ValueError(f"{name} features {constant} are constant in the training split")
     return torch.as_tensor(mean), torch.as_tensor(std)
@@ -285,25 +287,32 @@ def train_surrogate(
     gen_features: np.ndarray,
     reco_features: np.ndarray,
     config: TrainingConfig | None = None,
+    feature_names: Sequence[str] | None = None,
 ) -> TrainingResult:
     """Train a ``GaussianSurrogate`` or a ``FlowSurrogate`` on matched GEN and RECO events.
 
     Deterministic on the CPU for a given ``config.seed`` and thread count.
 
     Arguments:
-        gen_features: GEN features, shape (n_events, 9), physical units, order of
-            ``FEATURE_NAMES``.
-        reco_features: RECO features of the same events, shape (n_events, 9).
+        gen_features: GEN features, shape (n_events, n_features), physical units, in the
+            order of the analysis's feature vector.
+        reco_features: RECO features of the same events, shape (n_events, n_features).
         config: hyperparameters; ``TrainingConfig()`` (the paper's) when None.
+        feature_names: the analysis's feature names (their number fixes n_features);
+            None: as many as gen_features has columns, named by position in errors.
 
     Raises:
-        ValueError: shapes differ or are not (n_events, 9), non-finite values (rows with
+        ValueError: shapes differ or are not (n_events, n_features), non-finite values (rows with
             no RECO match must be removed first), too few events for the splits, or a
             constant feature.
     """
     config = config or TrainingConfig()
-    gen = as_feature_array(gen_features, "gen_features", len(FEATURE_NAMES))
-    reco = as_feature_array(reco_features, "reco_features", len(FEATURE_NAMES))
+    if feature_names is None:
+        width = np.shape(gen_features)[1] if np.ndim(gen_features) == 2 else 0
+        feature_names = [str(i) for i in range(width)]
+    n_features = len(feature_names)
+    gen = as_feature_array(gen_features, "gen_features", n_features, feature_names)
+    reco = as_feature_array(reco_features, "reco_features", n_features, feature_names)
     if len(gen) != len(reco):
         raise ValueError(f"gen_features has {len(gen)} events, reco_features {len(reco)}")
     split = split_indices(len(gen), config.test_fraction, config.validation_fraction, config.seed)
@@ -319,8 +328,8 @@ def train_surrogate(
     with _torch_threads(threads), torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(config.seed)
         standardization = (
-            *_standardization(gen[split.train], "GEN"),
-            *_standardization(reco[split.train], "RECO"),
+            *_standardization(gen[split.train], "GEN", feature_names),
+            *_standardization(reco[split.train], "RECO", feature_names),
         )
         model: StandardizedSurrogate = (
             FlowSurrogate(*standardization, config=config.flow)

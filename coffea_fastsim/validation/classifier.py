@@ -22,7 +22,6 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from coffea_fastsim.analysis.observables import FEATURE_NAMES
 from coffea_fastsim.analysis.table import ObservableTable
 
 __all__ = ["ClassifierResult", "classifier_inputs", "classifier_two_sample_test"]
@@ -100,7 +99,7 @@ def classifier_two_sample_test(
         ValueError: shapes differ or fewer than 20 events.
     """
     shapes = {table.features.shape for table in (gen, candidate, reference)}
-    n_features = len(FEATURE_NAMES)
+    n_features = len(gen.analysis.features)
     if len(shapes) != 1 or next(iter(shapes))[1:] != (n_features,):
         raise ValueError(f"need three samples of the same shape (n, {n_features}), got {shapes}")
     n_events = len(gen)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import hist
 import numpy as np
 
+from coffea_fastsim.analysis.definition import AnalysisDefinition
 from coffea_fastsim.analysis.histograms import (
     RESIDUAL_PREFIX,
     fill_observables,
@@ -20,13 +21,11 @@ from coffea_fastsim.analysis.histograms import (
     make_histograms,
     relative_residual,
 )
-from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES, RESIDUAL_BINNING
 from coffea_fastsim.analysis.table import ObservableTable
 from coffea_fastsim.surrogate.ensemble import ensemble_band
 from coffea_fastsim.validation.metrics import Agreement, agreement, histogram_chi2
 
 __all__ = [
-    "HISTOGRAM_KEYS",
     "ComparisonSet",
     "ScalingResult",
     "compare",
@@ -34,13 +33,14 @@ __all__ = [
     "counts",
     "double_ratio",
     "fill",
+    "histogram_keys",
 ]
 
-#: Keys of the observable and residual histograms, in report order.
-HISTOGRAM_KEYS: tuple[str, ...] = (
-    *OBSERVABLE_NAMES,
-    *(f"{RESIDUAL_PREFIX}{name}" for name in OBSERVABLE_NAMES),
-)
+
+def histogram_keys(analysis: AnalysisDefinition) -> tuple[str, ...]:
+    """Keys of the observable and residual histograms of `analysis`, in report order."""
+    names = analysis.observable_names
+    return (*names, *(f"{RESIDUAL_PREFIX}{name}" for name in names))
 
 
 def fill(
@@ -52,7 +52,7 @@ def fill(
         gen, candidate, reco: observables of the same events; candidate None leaves the
             "dl" category empty.
     """
-    histograms = make_histograms()
+    histograms = make_histograms(gen.analysis)
     fill_observables(histograms, "gen", gen.values)
     for sample, table in (("dl", candidate), ("reco", reco)):
         if table is not None:
@@ -71,10 +71,10 @@ def _clipped_residuals(table: ObservableTable, gen: ObservableTable) -> dict[str
     x_GEN near 0 (px, py, phi ...) count at the edge instead of dominating W1 and sigma.
     Their W1 is divided by the pooled sigma of both samples: the RECO residual of a
     coordinate measured almost exactly (muon eta, phi) has nearly zero spread."""
-    _, low, high = RESIDUAL_BINNING
+    _, low, high = gen.analysis.residual_binning
     return {
         name: np.clip(relative_residual(table[name], gen[name]), low, high)
-        for name in OBSERVABLE_NAMES
+        for name in gen.analysis.observable_names
     }
 
 
@@ -112,6 +112,7 @@ def compare(
             is the band, added to the chi2. Fewer than two: no band.
     """
     histograms = fill(gen, candidate, reco)
+    keys = histogram_keys(gen.analysis)
     member_histograms = [fill(gen, member, reco) for member in candidate_members]
     band = {
         key: ensemble_band(
@@ -119,11 +120,11 @@ def compare(
                 len(member_histograms), histograms[key].axes[1].size
             )
         )
-        for key in HISTOGRAM_KEYS
+        for key in keys
     }
     residuals, reco_residuals = _clipped_residuals(candidate, gen), _clipped_residuals(reco, gen)
     observable_agreement, residual_agreement = {}, {}
-    for name in OBSERVABLE_NAMES:
+    for name in gen.analysis.observable_names:
         residual_key = f"{RESIDUAL_PREFIX}{name}"
         observable_agreement[name] = agreement(
             candidate[name],
@@ -142,13 +143,14 @@ def compare(
         )
     chi2_stat = {
         key: histogram_chi2(counts(histograms, key, "dl"), counts(histograms, key, "reco"))
-        for key in HISTOGRAM_KEYS
+        for key in keys
     }
     return ComparisonSet(histograms, band, observable_agreement, residual_agreement, chi2_stat)
 
 
 def correlation_matrix(table: ObservableTable) -> np.ndarray:
-    """Pearson correlations of the observables, shape (20, 20), order of OBSERVABLE_NAMES."""
+    """Pearson correlations of the observables, shape (n_observables, n_observables), in the
+    analysis's order (20 x 20 for wjets)."""
     columns = table.columns()
     columns = columns[np.isfinite(columns).all(axis=1)]
     return np.corrcoef(columns, rowvar=False)
@@ -205,13 +207,10 @@ class ScalingResult:
 
     @property
     def flatness(self) -> tuple[float, int]:
-        """Total (chi2, ndf) of the double ratios of the 20 observables."""
-        chi2 = sum(
-            self.double_ratios[name][2]
-            for name in OBSERVABLE_NAMES
-            if self.double_ratios[name][3] > 0
-        )
-        ndf = sum(self.double_ratios[name][3] for name in OBSERVABLE_NAMES)
+        """Total (chi2, ndf) of the double ratios of the observables (not the residuals)."""
+        names = list(self.comparison.observables)
+        chi2 = sum(self.double_ratios[name][2] for name in names if self.double_ratios[name][3] > 0)
+        ndf = sum(self.double_ratios[name][3] for name in names)
         return float(chi2), int(ndf)
 
     @property

@@ -17,7 +17,6 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
 from coffea_fastsim.analysis.table import ObservableTable
 from coffea_fastsim.processing.plotting import FORMATS, STYLES
 from coffea_fastsim.validation.classifier import ClassifierResult
@@ -183,19 +182,23 @@ def plot_dl_vs_reco(
 
 
 def plot_correlation_difference(
-    correlations: dict[str, np.ndarray], output: Path, formats: Sequence[str] = FORMATS
+    correlations: dict[str, np.ndarray],
+    names: Sequence[str],
+    output: Path,
+    formats: Sequence[str] = FORMATS,
 ) -> list[Path]:
-    """Correlation matrices: DL - RECO and, when present, RECO' - RECO."""
+    """Correlation matrices: DL - RECO and, when present, RECO' - RECO; `names` label the
+    rows and columns."""
     panels = [("DL - RECO", correlations["dl"] - correlations["reco"])]
     if "reco_prime" in correlations:
         panels.append(("RECO' - RECO", correlations["reco_prime"] - correlations["reco"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 6.5), squeeze=False)
     limit = max(0.05, max(np.nanmax(np.abs(d)) for _, d in panels))
-    ticks = np.arange(len(OBSERVABLE_NAMES))
+    ticks = np.arange(len(names))
     for ax, (title, difference) in zip(axes[0], panels, strict=True):
         image = ax.imshow(difference, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set_xticks(ticks, OBSERVABLE_NAMES, rotation=90, fontsize="x-small")
-        ax.set_yticks(ticks, OBSERVABLE_NAMES, fontsize="x-small")
+        ax.set_xticks(ticks, names, rotation=90, fontsize="x-small")
+        ax.set_yticks(ticks, names, fontsize="x-small")
         ax.set_title(f"{title} (max |diff| {np.nanmax(np.abs(difference)):.3f})")
         fig.colorbar(image, ax=ax, shrink=0.8, label="difference of Pearson correlation")
     return _save(fig, output, formats)
@@ -238,13 +241,14 @@ def plot_w1_overview(
 ) -> list[Path]:
     """W1/sigma per observable and per residual, DL vs RECO next to the RECO' floor."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=False)
-    positions = np.arange(len(OBSERVABLE_NAMES))
+    names = list(model.observables)
+    positions = np.arange(len(names))
     for ax, attribute, title in zip(
         axes, ("observables", "residuals"), ("distributions", "relative residuals"), strict=True
     ):
         ax.bar(
             positions - 0.2,
-            [getattr(model, attribute)[n].w1_over_sigma for n in OBSERVABLE_NAMES],
+            [getattr(model, attribute)[n].w1_over_sigma for n in names],
             width=0.4,
             color=STYLES["dl"]["color"],
             label="DL vs RECO",
@@ -252,12 +256,12 @@ def plot_w1_overview(
         if floor is not None:
             ax.bar(
                 positions + 0.2,
-                [getattr(floor, attribute)[n].w1_over_sigma for n in OBSERVABLE_NAMES],
+                [getattr(floor, attribute)[n].w1_over_sigma for n in names],
                 width=0.4,
                 color=PRIME_STYLE["color"],
                 label="RECO' vs RECO (floor)",
             )
-        ax.set_xticks(positions, OBSERVABLE_NAMES, rotation=90, fontsize="small")
+        ax.set_xticks(positions, names, rotation=90, fontsize="small")
         ax.set_ylabel("W1 / std(RECO)")
         ax.set_title(title)
         ax.legend(fontsize="small")

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from coffea_fastsim.analysis.definition import AnalysisDefinition
 from coffea_fastsim.analysis.reading import FeaturePairs
 from coffea_fastsim.analysis.table import ObservableTable
 from coffea_fastsim.surrogate.inference import SurrogateEngine
@@ -22,21 +23,28 @@ __all__ = ["heldout_agreement"]
 
 
 def heldout_agreement(
-    pairs: FeaturePairs, model: str | os.PathLike[str], rows: np.ndarray, seed: int
+    pairs: FeaturePairs,
+    analysis: AnalysisDefinition,
+    model: str | os.PathLike[str],
+    rows: np.ndarray,
+    seed: int,
 ) -> dict[str, float]:
     """W1 / std(RECO) of every observable, DL of ``model`` vs RECO on ``pairs[rows]``.
 
     Arguments:
         pairs: the GEN/RECO pairs the model was trained on, with their identities.
+        analysis: the analysis of the pairs.
         model: the saved model file.
         rows: the held-out events, indices into ``pairs``, shape (n,).
         seed: seed of the DL noise.
 
     Returns:
-        Per name of ``OBSERVABLE_NAMES``, W1 / std(RECO) (0: identical).
+        Per observable of the analysis, W1 / std(RECO) (0: identical).
     """
     engine = SurrogateEngine(model, seed=seed)
     dl = engine.predict(
         pairs.gen[rows], pairs.run[rows], pairs.luminosity_block[rows], pairs.event[rows]
     )
-    return agreement_table(ObservableTable.of(dl), ObservableTable.of(pairs.reco[rows]))
+    return agreement_table(
+        ObservableTable.of(dl, analysis), ObservableTable.of(pairs.reco[rows], analysis)
+    )

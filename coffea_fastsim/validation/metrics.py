@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import ks_2samp, wasserstein_distance
 
-from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
 from coffea_fastsim.analysis.table import ObservableTable
 
 __all__ = [
@@ -167,12 +166,13 @@ def agreement(
 
 
 def agreement_table(sample: ObservableTable, reference: ObservableTable) -> dict[str, float]:
-    """W1 / std(reference) of every observable (9 features + auxiliary) of two samples.
+    """W1 / std(reference) of every observable (features + auxiliary) of two samples.
 
     Arguments:
         sample: observables of n events, e.g. DL.
         reference: observables of m events, e.g. RECO.
     """
     return {
-        name: wasserstein_over_sigma(sample[name], reference[name]) for name in OBSERVABLE_NAMES
+        name: wasserstein_over_sigma(sample[name], reference[name])
+        for name in sample.analysis.observable_names
     }

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from coffea_fastsim.analysis.histograms import RESIDUAL_PREFIX
-from coffea_fastsim.analysis.observables import AUX_NAMES, FEATURE_NAMES, OBSERVABLE_NAMES
 from coffea_fastsim.processing.plotting import FORMATS
 from coffea_fastsim.validation.comparison import ComparisonSet
 from coffea_fastsim.validation.figures import (
@@ -36,8 +35,9 @@ __all__ = ["write_figures", "write_report"]
 #: Figure id -> (caption, path of the first format), in report order.
 Figures = dict[str, tuple[str, Path]]
 
-_RESIDUAL_FEATURES = [f"{RESIDUAL_PREFIX}{n}" for n in FEATURE_NAMES]
-_RESIDUAL_AUX = [f"{RESIDUAL_PREFIX}{n}" for n in AUX_NAMES]
+
+def _residual_keys(names: Sequence[str]) -> list[str]:
+    return [f"{RESIDUAL_PREFIX}{name}" for name in names]
 
 
 def write_figures(
@@ -50,29 +50,30 @@ def write_figures(
     """
     model, floor = result.model, result.floor
     sample = result.sample
+    analysis = result.config.definition
+    features, auxiliary = analysis.feature_names, analysis.auxiliary_names
     figures: dict[str, tuple[str, Callable[[Path, Sequence[str]], list[Path]]]] = {
         "fig03_features": (
-            "Fig. 3: the 9 features, GEN, RECO, DL (band: ensemble spread) and RECO'",
-            lambda p, f: plot_distributions(
-                model, floor, FEATURE_NAMES, p, "Feature vector", formats=f
-            ),
+            f"Fig. 3: the {len(features)} features, GEN, RECO, DL (band: ensemble spread) "
+            "and RECO'",
+            lambda p, f: plot_distributions(model, floor, features, p, "Feature vector", formats=f),
         ),
         "fig04_auxiliary": (
-            "Fig. 4: the 11 auxiliary observables",
+            f"Fig. 4: the {len(auxiliary)} auxiliary observables",
             lambda p, f: plot_distributions(
-                model, floor, AUX_NAMES, p, "Auxiliary observables", formats=f
+                model, floor, auxiliary, p, "Auxiliary observables", formats=f
             ),
         ),
         "fig05_residuals_features": (
             "Fig. 5: relative residuals (x - x_GEN)/x_GEN of the features",
             lambda p, f: plot_distributions(
-                model, floor, _RESIDUAL_FEATURES, p, "Residuals, features", formats=f
+                model, floor, _residual_keys(features), p, "Residuals, features", formats=f
             ),
         ),
         "fig06_residuals_auxiliary": (
             "Fig. 6: relative residuals of the auxiliary observables",
             lambda p, f: plot_distributions(
-                model, floor, _RESIDUAL_AUX, p, "Residuals, auxiliary", formats=f
+                model, floor, _residual_keys(auxiliary), p, "Residuals, auxiliary", formats=f
             ),
         ),
     }
@@ -83,31 +84,31 @@ def write_figures(
             "fig07_large_features": (
                 "Fig. 7: the features on the large sample",
                 lambda p, f: plot_distributions(
-                    large, None, FEATURE_NAMES, p, "Large sample, features", formats=f
+                    large, None, features, p, "Large sample, features", formats=f
                 ),
             ),
             "fig08_large_auxiliary": (
                 "Fig. 8: the auxiliary observables on the large sample",
                 lambda p, f: plot_distributions(
-                    large, None, AUX_NAMES, p, "Large sample, auxiliary", formats=f
+                    large, None, auxiliary, p, "Large sample, auxiliary", formats=f
                 ),
             ),
             "fig09_double_ratios": (
                 "Fig. 9: double ratios (DL/RECO)_large / (DL/RECO)_test with flatness chi2/ndf",
-                lambda p, f: plot_double_ratios(scaling, OBSERVABLE_NAMES, p, formats=f),
+                lambda p, f: plot_double_ratios(scaling, features + auxiliary, p, formats=f),
             ),
         }
     figures |= {
         "fig10_dl_vs_reco_features": (
             "Fig. 10: DL vs RECO of the same events, features",
             lambda p, f: plot_dl_vs_reco(
-                model, sample.dl, sample.reco, FEATURE_NAMES, p, "DL vs RECO, features", formats=f
+                model, sample.dl, sample.reco, features, p, "DL vs RECO, features", formats=f
             ),
         ),
         "fig11_dl_vs_reco_auxiliary": (
             "Fig. 11: DL vs RECO of the same events, auxiliary observables",
             lambda p, f: plot_dl_vs_reco(
-                model, sample.dl, sample.reco, AUX_NAMES, p, "DL vs RECO, auxiliary", formats=f
+                model, sample.dl, sample.reco, auxiliary, p, "DL vs RECO, auxiliary", formats=f
             ),
         ),
     }
@@ -117,7 +118,7 @@ def write_figures(
             lambda p, f: plot_distributions(
                 scaling.comparison,
                 None,
-                _RESIDUAL_FEATURES + _RESIDUAL_AUX,
+                _residual_keys(features + auxiliary),
                 p,
                 "Large sample, residuals",
                 formats=f,
@@ -125,8 +126,11 @@ def write_figures(
         )
     figures |= {
         "correlation_difference": (
-            "Correlation matrices of the 20 observables: DL - RECO (and RECO' - RECO)",
-            lambda p, f: plot_correlation_difference(result.correlations, p, formats=f),
+            f"Correlation matrices of the {len(features + auxiliary)} observables: DL - RECO "
+            "(and RECO' - RECO)",
+            lambda p, f: plot_correlation_difference(
+                result.correlations, features + auxiliary, p, formats=f
+            ),
         ),
         "classifier_roc": (
             "Classifier two-sample test: ROC curves",
@@ -174,7 +178,7 @@ def _agreement_table(
         header += " W1/sigma RECO' | KS RECO' | chi2/ndf RECO' |"
         rule += "---|---|---|"
     lines = [header, rule]
-    for name in OBSERVABLE_NAMES:
+    for name in model.observables:
         key = f"{prefix}{name}"
         a: Agreement = getattr(model, attribute)[name]
         row = (
@@ -190,6 +194,7 @@ def _agreement_table(
 
 def _header(result: ValidationResult, command: str | None) -> list[str]:
     config, metadata = result.config, result.model_metadata
+    analysis = config.definition
     n_train = metadata.get("n_events", {}).get("train", "unknown")
     lines = ["# Validation of the surrogate", ""]
     if command:
@@ -198,6 +203,16 @@ def _header(result: ValidationResult, command: str | None) -> list[str]:
         *lines,
         "## Inputs",
         "",
+        f"- analysis: `{analysis.name}` ({analysis.description}), definition hash "
+        f"`{analysis.hash[:12]}`",
+        f"- process: test sample {result.sample_process}, model trained on "
+        f"{result.training_process} (the test sample's from its GEN record, the hard-process "
+        "boson; the model's as its file records it)"
+        + (
+            " — **the model runs on a process it was not trained on**"
+            if result.untrained_process
+            else ""
+        ),
         f"- test sample: `{config.test_sample}`, {len(result.sample)} events with a valid RECO "
         "match" + (" in both RECO and RECO'" if result.floor is not None else ""),
         f"- RECO' (same GEN events, independent detector seed): `{config.reco_prime}`"
@@ -222,12 +237,14 @@ def _summary_lines(result: ValidationResult) -> list[str]:
 
 
 def _summary(result: ValidationResult, figures: Figures, base: Path) -> list[str]:
+    analysis = result.config.definition
     return [
         "## Summary",
         "",
         *_summary_lines(result),
         "",
-        "W1/sigma is over the 20 observables (9 features, 11 auxiliary). "
+        f"W1/sigma is over the {len(analysis.observables)} observables "
+        f"({len(analysis.features)} features, {len(analysis.auxiliary)} auxiliary). "
         "AUC 0.5 means the classifier cannot tell the samples apart.",
         "",
         "## Figures",
@@ -330,12 +347,13 @@ def _scaling(result: ValidationResult, figures: Figures, base: Path) -> list[str
     lines += [
         f"Large sample `{result.config.large_test}`: {scaling.n_events} events{factor}. Double "
         "ratio (DL/RECO)_large / (DL/RECO)_test per bin; flatness chi2/ndf around its weighted "
-        f"mean (all 20 observables): {chi2:.1f}/{ndf} = {chi2 / max(ndf, 1):.2f}.",
+        f"mean (all {len(scaling.comparison.observables)} observables): {chi2:.1f}/{ndf} = "
+        f"{chi2 / max(ndf, 1):.2f}.",
         "",
         "| observable | W1/sigma DL (large) | flatness chi2/ndf |",
         "|---|---|---|",
     ]
-    for name in OBSERVABLE_NAMES:
+    for name in scaling.comparison.observables:
         _, _, c, n = scaling.double_ratios[name]
         w1 = scaling.comparison.observables[name].w1_over_sigma
         lines.append(f"| {name} | {w1:.4f} | {_chi2(c, n)} |")

@@ -10,6 +10,7 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from coffea_fastsim.analysis.registry import DEFAULT_ANALYSIS
 from coffea_fastsim.processing.plotting import FORMATS
 from coffea_fastsim.validation.report import write_report
 from coffea_fastsim.validation.suite import ValidationConfig, ValidationResult, run_validation
@@ -29,6 +30,12 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return formats
 
 
+def _analysis_option(config: ValidationConfig) -> str | None:
+    """The ``--analysis`` value of the command line; None for the default analysis."""
+    spec = config.analysis if isinstance(config.analysis, str) else config.definition.name
+    return None if spec == DEFAULT_ANALYSIS else spec
+
+
 def validation_command(
     config: ValidationConfig,
     output: str | os.PathLike[str],
@@ -37,6 +44,7 @@ def validation_command(
 ) -> str:
     """The ``coffea-fastsim validate`` command line of these inputs, shell-quoted."""
     options = [
+        ("--analysis", _analysis_option(config)),
         ("--model", config.model),
         ("--ensemble", config.ensemble),
         ("--reco-prime", config.reco_prime),

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from coffea_fastsim.analysis.features import EventFeatures
+from coffea_fastsim.analysis.definition import AnalysisDefinition
+from coffea_fastsim.analysis.features import EventFeatures, reco_fields
 from coffea_fastsim.analysis.reading import InputFileError, read_features
+from coffea_fastsim.analysis.registry import check_model_analysis
 from coffea_fastsim.analysis.table import ObservableTable
 from coffea_fastsim.surrogate.ensemble import Ensemble
 from coffea_fastsim.surrogate.inference import SurrogateEngine
@@ -92,13 +94,23 @@ def match_reco_prime(
 
 
 def _predictions(
-    members: tuple[Path, ...], features: EventFeatures, rows: np.ndarray, seed: int
+    members: tuple[Path, ...],
+    features: EventFeatures,
+    rows: np.ndarray,
+    seed: int,
+    analysis: AnalysisDefinition,
 ) -> dict[Path, np.ndarray]:
-    """DL features of ``features[rows]`` per distinct model file, shape (n, 9), float64."""
+    """DL features of ``features[rows]`` per distinct model file, shape (n, n_features),
+    float64.
+
+    Raises:
+        AnalysisMismatchError: a model was trained for another analysis.
+    """
     predictions: dict[Path, np.ndarray] = {}
     for path in members:
         if path not in predictions:
-            engine = SurrogateEngine(path, seed=seed)
+            engine = SurrogateEngine(path, seed=seed, features=analysis.feature_names)
+            check_model_analysis(engine.metadata, analysis, path)
             predictions[path] = engine.predict(
                 features.gen[rows],
                 features.run[rows],
@@ -109,22 +121,31 @@ def _predictions(
 
 
 def predict_members(
-    members: tuple[Path, ...], features: EventFeatures, rows: np.ndarray, seed: int
+    members: tuple[Path, ...],
+    features: EventFeatures,
+    rows: np.ndarray,
+    seed: int,
+    analysis: AnalysisDefinition,
 ) -> np.ndarray:
-    """DL features of ``features[rows]`` from each model, shape (k, n, 9), float64."""
-    predictions = _predictions(members, features, rows, seed)
+    """DL features of ``features[rows]`` from each model, shape (k, n, n_features), float64."""
+    predictions = _predictions(members, features, rows, seed, analysis)
     return np.stack([predictions[path] for path in members])
 
 
-def _read_with_reco(path: Path) -> EventFeatures:
-    features = read_features(path)
+def _read_with_reco(path: Path, analysis: AnalysisDefinition) -> EventFeatures:
+    features = read_features(path, analysis)
     if not features.has_reco:
-        raise InputFileError(f"{path} has no RECO collections (Muon, Jet, MET): cannot validate")
+        collections = ", ".join(reco_fields(analysis))
+        raise InputFileError(f"{path} has no RECO collections ({collections}): cannot validate")
     return features
 
 
 def load_matched(
-    path: Path, ensemble: Ensemble, seed: int, reco_prime: Path | None = None
+    path: Path,
+    ensemble: Ensemble,
+    seed: int,
+    analysis: AnalysisDefinition,
+    reco_prime: Path | None = None,
 ) -> MatchedSample:
     """Read a test file (and its RECO' twin), keep valid events, predict DL.
 
@@ -132,21 +153,22 @@ def load_matched(
         InputFileError: a file without RECO collections, twins that do not match, or fewer
             than ``MIN_MATCHED_EVENTS`` matched events.
     """
-    features = _read_with_reco(path)
+    features = _read_with_reco(path, analysis)
     prime_features = None
     if reco_prime is None:
         rows = np.flatnonzero(features.reco_valid)
     else:
-        prime = _read_with_reco(reco_prime)
+        prime = _read_with_reco(reco_prime, analysis)
         rows, prime_rows = match_reco_prime(features, prime, reco_prime)
-        prime_features = ObservableTable.of(prime.reco[prime_rows])  # type: ignore[index]
+        prime_features = ObservableTable.of(prime.reco[prime_rows], analysis)  # type: ignore[index]
     if len(rows) < MIN_MATCHED_EVENTS:
         raise InputFileError(f"{path}: only {len(rows)} events with a valid RECO match")
-    predictions = _predictions((ensemble.nominal, *ensemble.members), features, rows, seed)
-    tables = {path: ObservableTable.of(dl) for path, dl in predictions.items()}
+    models = (ensemble.nominal, *ensemble.members)
+    predictions = _predictions(models, features, rows, seed, analysis)
+    tables = {path: ObservableTable.of(dl, analysis) for path, dl in predictions.items()}
     return MatchedSample(
-        gen=ObservableTable.of(features.gen[rows]),
-        reco=ObservableTable.of(features.reco[rows]),  # type: ignore[index]
+        gen=ObservableTable.of(features.gen[rows], analysis),
+        reco=ObservableTable.of(features.reco[rows], analysis),  # type: ignore[index]
         dl=tables[ensemble.nominal],
         dl_members=tuple(tables[path] for path in ensemble.members),
         reco_prime=prime_features,

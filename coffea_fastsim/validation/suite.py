@@ -18,23 +18,25 @@ derives every number the report shows, so that the report only formats.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
+from coffea_fastsim.analysis.definition import AnalysisDefinition
+from coffea_fastsim.analysis.reading import sample_process
+from coffea_fastsim.analysis.registry import DEFAULT_ANALYSIS, resolve_analysis
 from coffea_fastsim.analysis.table import ObservableTable
 from coffea_fastsim.surrogate.ensemble import Ensemble, resolve_ensemble
 from coffea_fastsim.surrogate.inference import SurrogateEngine
 from coffea_fastsim.validation.classifier import ClassifierResult, classifier_two_sample_test
 from coffea_fastsim.validation.comparison import (
-    HISTOGRAM_KEYS,
     ComparisonSet,
     ScalingResult,
     compare,
     correlation_matrix,
     double_ratio,
+    histogram_keys,
 )
 from coffea_fastsim.validation.samples import MatchedSample, load_matched
 
@@ -65,6 +67,9 @@ class ValidationConfig:
             the scaling test; None: no scaling test.
         seed: seed of the DL noise (as ``FastSimConfig.seed``) and of the classifier test.
         n_bootstrap: bootstrap resamplings of the classifier AUC.
+        analysis: the analysis definition (name, ``path/to/file.py:NAME`` or definition),
+            resolved when the configuration is made (``definition``); the models must be
+            trained for it.
     """
 
     test_sample: Path
@@ -74,6 +79,17 @@ class ValidationConfig:
     large_test: Path | None = None
     seed: int = 0
     n_bootstrap: int = 200
+    analysis: str | AnalysisDefinition = DEFAULT_ANALYSIS
+    _definition: AnalysisDefinition = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_definition", resolve_analysis(self.analysis))
+
+    @property
+    def definition(self) -> AnalysisDefinition:
+        """The analysis definition that ``analysis`` names, resolved when the configuration
+        is made."""
+        return self._definition
 
 
 @dataclass(frozen=True)
@@ -124,19 +140,22 @@ class CorrelationSummary:
     largest: tuple[tuple[str, str, float], ...]
 
     @classmethod
-    def of(cls, correlations: dict[str, np.ndarray], count: int = 5) -> CorrelationSummary:
-        """Summary of the matrices of :func:`correlation_matrix` ("reco", "dl", "reco_prime")."""
+    def of(
+        cls, correlations: dict[str, np.ndarray], names: tuple[str, ...], count: int = 5
+    ) -> CorrelationSummary:
+        """Summary of the matrices of :func:`correlation_matrix` ("reco", "dl", "reco_prime")
+        of the observables `names`."""
         difference = correlations["dl"] - correlations["reco"]
         floor = None
         if "reco_prime" in correlations:
             floor_difference = correlations["reco_prime"] - correlations["reco"]
             floor = float(np.nanmax(np.abs(floor_difference)))
-        upper = np.triu_indices(len(OBSERVABLE_NAMES), k=1)
+        upper = np.triu_indices(len(names), k=1)
         order = np.argsort(-np.abs(difference[upper]))[:count]
         largest = tuple(
             (
-                OBSERVABLE_NAMES[upper[0][i]],
-                OBSERVABLE_NAMES[upper[1][i]],
+                names[upper[0][i]],
+                names[upper[1][i]],
                 float(difference[upper][i]),
             )
             for i in order
@@ -172,7 +191,7 @@ def furthest_from_floor(
     excess = {
         name: model.observables[name].w1_over_sigma
         - (floor.observables[name].w1_over_sigma if floor is not None else 0.0)
-        for name in OBSERVABLE_NAMES
+        for name in model.observables
     }
     rows = []
     for name in sorted(excess, key=excess.__getitem__, reverse=True)[:count]:
@@ -197,7 +216,7 @@ def furthest_from_floor(
 def median_relative_band(model: ComparisonSet) -> dict[str, float]:
     """Per observable, the median over filled bins of the band relative to the DL fraction."""
     relative = {}
-    for name in OBSERVABLE_NAMES:
+    for name in model.observables:
         dl = model.histograms[name]["dl", :]
         values = dl.values()
         relative[name] = float(
@@ -226,6 +245,8 @@ class ValidationResult:
         furthest: the observables furthest from the floor.
         scaling: the scaling test, or None without a large sample.
         model_metadata: metadata of the nominal model file.
+        sample_process: the test sample's process, read from its GEN record
+            (``reading.sample_process``).
     """
 
     config: ValidationConfig
@@ -241,6 +262,20 @@ class ValidationResult:
     furthest: tuple[FloorExcess, ...]
     scaling: ScalingResult | None
     model_metadata: dict
+    sample_process: str
+
+    @property
+    def training_process(self) -> str:
+        """The process of the model's training samples, as recorded in the model file.
+
+        Models made before the record hold none; they were all trained on W+jet samples.
+        """
+        return " + ".join(self.model_metadata.get("process") or ["W+jet"])
+
+    @property
+    def untrained_process(self) -> bool:
+        """Whether the test sample's process differs from the training samples'."""
+        return self.sample_process != self.training_process
 
     @property
     def model_summary(self) -> Summary:
@@ -258,14 +293,14 @@ class ValidationResult:
 def _scaling(
     config: ValidationConfig, ensemble: Ensemble, small: ComparisonSet, metadata: dict
 ) -> ScalingResult:
-    large = load_matched(config.large_test, ensemble, config.seed)  # type: ignore[arg-type]
+    large = load_matched(config.large_test, ensemble, config.seed, config.definition)  # type: ignore[arg-type]
     comparison = compare(large.gen, large.dl, large.reco, large.dl_members)
     n_training = metadata.get("n_events", {}).get("train")
     return ScalingResult(
         comparison=comparison,
         double_ratios={
             key: double_ratio(comparison.histograms, small.histograms, key)
-            for key in HISTOGRAM_KEYS
+            for key in histogram_keys(config.definition)
         },
         n_events=len(large),
         n_training_events=int(n_training) if n_training is not None else None,
@@ -285,7 +320,8 @@ def run_validation(config: ValidationConfig) -> ValidationResult:
     ensemble = resolve_ensemble(config.model)
     if config.ensemble is not None:
         ensemble = Ensemble(ensemble.nominal, resolve_ensemble(config.ensemble).members)
-    sample = load_matched(config.test_sample, ensemble, config.seed, config.reco_prime)
+    analysis = config.definition
+    sample = load_matched(config.test_sample, ensemble, config.seed, analysis, config.reco_prime)
     model = compare(sample.gen, sample.dl, sample.reco, sample.dl_members)
     model_classifier = _classifier(sample, sample.dl, config)
     correlations = {"reco": correlation_matrix(sample.reco), "dl": correlation_matrix(sample.dl)}
@@ -305,9 +341,10 @@ def run_validation(config: ValidationConfig) -> ValidationResult:
         model_classifier=model_classifier,
         floor_classifier=floor_classifier,
         correlations=correlations,
-        correlation_summary=CorrelationSummary.of(correlations),
+        correlation_summary=CorrelationSummary.of(correlations, analysis.observable_names),
         band=median_relative_band(model) if len(ensemble.members) >= 2 else None,
         furthest=furthest_from_floor(model, floor),
         scaling=scaling,
         model_metadata=metadata,
+        sample_process=sample_process(config.test_sample),
     )
