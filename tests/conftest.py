@@ -80,12 +80,14 @@ def wjets_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained_model(wjets_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A surrogate trained for a few epochs on ``wjets_sample`` (quality irrelevant; slow)."""
     from coffea_fastsim.analysis.reading import feature_pairs
+    from coffea_fastsim.analysis.wjets import WJETS
     from coffea_fastsim.surrogate.model_file import save_model
     from coffea_fastsim.surrogate.training import TrainingConfig, train_surrogate
 
-    pairs = feature_pairs([wjets_sample])
+    pairs = feature_pairs([wjets_sample], WJETS)
     config = TrainingConfig(epochs=3, seed=5, progress=False)
-    result = train_surrogate(pairs.gen, pairs.reco, config)
+    result = train_surrogate(pairs.gen, pairs.reco, config, WJETS.feature_names)
     path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_model(result.model, path, result.metadata())
+    metadata = {**result.metadata(), "analysis": WJETS.record}
+    save_model(result.model, path, metadata, feature_names=WJETS.feature_names)
     return path

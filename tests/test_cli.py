@@ -8,10 +8,12 @@ import sys
 import pytest
 from coffea.util import load
 
-from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.cli import COMMANDS, main
 from coffea_fastsim.processing.dataset import read_dataset
 from coffea_fastsim.surrogate.model_file import load_model
+
+OBSERVABLE_NAMES = WJETS.observable_names
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

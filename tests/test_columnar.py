@@ -10,9 +10,9 @@ import dask_awkward as dak
 import numpy as np
 import pytest
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
+from coffea_fastsim.analysis.observables import FEATURE_NAMES
 
 from coffea_fastsim.analysis.features import GEN_FIELDS, ID_FIELDS
-from coffea_fastsim.analysis.observables import FEATURE_NAMES
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.processing import columnar
 from coffea_fastsim.processing.dataset import read_dataset

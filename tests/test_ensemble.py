@@ -9,6 +9,7 @@ import pytest
 
 from coffea_fastsim.analysis.reading import read_features
 from coffea_fastsim.analysis.table import ObservableTable
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.surrogate.ensemble import ensemble_band, member_path, resolve_ensemble
 from coffea_fastsim.validation.comparison import compare
 from coffea_fastsim.validation.samples import predict_members
@@ -63,12 +64,15 @@ def test_band_of_an_ensemble_of_identical_models_is_zero(trained_model, wjets_sa
     copies = [tmp_path / f"copy{k}.pt" for k in range(3)]
     for path in copies:
         shutil.copy(trained_model, path)
-    features = read_features(wjets_sample)
+    features = read_features(wjets_sample, WJETS)
     rows = np.flatnonzero(features.reco_valid)
-    dl = predict_members(tuple(copies), features, rows, seed=4)
-    gen, reco = ObservableTable.of(features.gen[rows]), ObservableTable.of(features.reco[rows])
-    members = [ObservableTable.of(member) for member in dl]
+    dl = predict_members(tuple(copies), features, rows, 4, WJETS)
+    gen, reco = (
+        ObservableTable.of(features.gen[rows], WJETS),
+        ObservableTable.of(features.reco[rows], WJETS),
+    )
+    members = [ObservableTable.of(member, WJETS) for member in dl]
     comparison = compare(gen, members[0], reco, members)
     assert all(not band.any() for band in comparison.band.values())
-    different = [members[0], ObservableTable.of(dl[0] * 1.05)]
+    different = [members[0], ObservableTable.of(dl[0] * 1.05, WJETS)]
     assert compare(gen, members[0], reco, different).band["muon_pt"].any()

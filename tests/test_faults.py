@@ -19,6 +19,7 @@ import uproot
 from samples import copy_sample
 
 from coffea_fastsim.analysis.reading import InputFileError, read_features
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.cli import main
 from coffea_fastsim.processing.dataset import read_dataset
 from coffea_fastsim.processing.manifest import build_manifest, manifest_notes, manifest_problems
@@ -92,7 +93,7 @@ def test_empty_file_gives_empty_outputs(embedded_sample, config, tmp_path):
 
 
 def test_non_finite_inputs_are_counted_and_never_filled(embedded_sample, config, tmp_path):
-    features = read_features(embedded_sample)
+    features = read_features(embedded_sample, WJETS)
     selected_event = int(features.event[0])
 
     def poison(content):
@@ -107,7 +108,7 @@ def test_non_finite_inputs_are_counted_and_never_filled(embedded_sample, config,
 
     path = copy_sample(embedded_sample, tmp_path / "poisoned.root", transform=poison)
     result = run(path, config).output["wjets"]
-    poisoned = read_features(path)
+    poisoned = read_features(path, WJETS)
     assert result["cutflow"]["gen_nonfinite"] == 2
     assert result["cutflow"]["gen_selected"] == len(poisoned)
     assert len(poisoned) in (len(features) - 1, len(features) - 2)

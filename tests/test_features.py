@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import awkward as ak
@@ -11,8 +12,8 @@ import vector
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coffea_fastsim.analysis.features import Selection, auxiliary_from_features, build_features
-from coffea_fastsim.analysis.observables import AUX_NAMES, FEATURE_NAMES
+from coffea_fastsim.analysis.features import build_features
+from coffea_fastsim.analysis.wjets import WJETS
 
 PROMPT = 1 << 0
 LAST_COPY = 1 << 13
@@ -83,14 +84,14 @@ def reference_event():
 
 
 def test_gen_features_match_hand_computation(reference_event):
-    features = build_features(as_events(reference_event))
+    features = build_features(as_events(reference_event), WJETS)
     assert len(features) == 1
     expected = [40.0, 0.0, 0.0, 0.0, 50.0, 50.0 * math.sinh(1.0), math.log(10.0), -30.0, 0.0]
     np.testing.assert_allclose(features.gen[0], expected, atol=1e-5)
 
 
 def test_reco_features_use_closest_objects(reference_event):
-    features = build_features(as_events(reference_event))
+    features = build_features(as_events(reference_event), WJETS)
     assert features.reco_valid.tolist() == [True]
     expected = [41.0, 0.0, 0.0, 0.0, 55.0, 55.0 * math.sinh(1.0), math.log(11.0), 20.0, 0.0]
     np.testing.assert_allclose(features.reco[0], expected, atol=1e-5)
@@ -100,8 +101,8 @@ def test_auxiliary_observables_match_hand_computation():
     features = np.array(
         [[40.0, 0.0, 0.0, 0.0, 50.0, 50.0 * math.sinh(1.0), math.log(10.0), -30.0, 0.0]]
     )
-    aux = auxiliary_from_features(features)
-    assert tuple(aux) == AUX_NAMES
+    aux = WJETS.auxiliary_from_features(features)
+    assert tuple(aux) == WJETS.auxiliary_names
     expected = {
         "muon_pt": 40.0,
         "muon_eta": 0.0,
@@ -126,7 +127,7 @@ def test_transverse_mass_formula_at_general_angle():
     features[0, 7] = met * math.cos(delta_phi)
     features[0, 8] = met * math.sin(delta_phi)
     features[0, 3] = 30.0
-    mt = auxiliary_from_features(features)["mt"][0]
+    mt = WJETS.auxiliary_from_features(features)["mt"][0]
     assert mt == pytest.approx(math.sqrt(2 * muon_pt * met * (1 - math.cos(delta_phi))))
 
 
@@ -145,14 +146,14 @@ def test_transverse_mass_formula_at_general_angle():
     ],
 )
 def test_gen_selection_rejects(description, genpart, genjet):
-    features = build_features(as_events(event(genpart, genjet, (10.0, 0.0))))
+    features = build_features(as_events(event(genpart, genjet, (10.0, 0.0))), WJETS)
     assert len(features) == 0, description
-    assert features.gen.shape == (0, len(FEATURE_NAMES))
+    assert features.gen.shape == (0, len(WJETS.features))
 
 
 def test_leading_jet_away_from_muon_is_chosen():
     genjet = [jet(90.0, 0.2, 0.1, 5.0), jet(60.0, -1.0, 2.0, 7.0), jet(45.0, 0.0, -2.0, 4.0)]
-    features = build_features(as_events(event([GOOD_MUON], genjet, (10.0, 0.0))))
+    features = build_features(as_events(event([GOOD_MUON], genjet, (10.0, 0.0))), WJETS)
     np.testing.assert_allclose(features.gen[0, 3], 60.0 * math.cos(2.0))
     np.testing.assert_allclose(features.gen[0, 6], math.log(7.0))
 
@@ -165,13 +166,13 @@ def test_muon_residual_cut_invalidates_reco():
         muon=[(45.0, 0.0, 0.0, 0.1)],
         reco_jet=[(50.0, 1.0, 1.5, 9.0)],
     )
-    features = build_features(as_events(record))
+    features = build_features(as_events(record), WJETS)
     assert features.reco_valid.tolist() == [False]
     assert np.isnan(features.reco[0]).all()
 
 
 def test_missing_reco_objects_give_invalid_reco():
-    features = build_features(as_events(event([GOOD_MUON], [GOOD_JET], (30.0, 0.0))))
+    features = build_features(as_events(event([GOOD_MUON], [GOOD_JET], (30.0, 0.0))), WJETS)
     assert features.has_reco
     assert features.reco_valid.tolist() == [False]
 
@@ -180,7 +181,7 @@ def test_gen_only_input_has_no_reco():
     record = event([GOOD_MUON], [GOOD_JET], (30.0, 0.0))
     for name in ("Muon", "Jet", "MET"):
         del record[name]
-    features = build_features(as_events(record, drop=("Muon", "Jet", "MET")))
+    features = build_features(as_events(record, drop=("Muon", "Jet", "MET")), WJETS)
     assert not features.has_reco
     assert features.reco is None
 
@@ -203,12 +204,14 @@ def test_missing_gen_branch_is_named():
     record = event([GOOD_MUON], [GOOD_JET], (30.0, 0.0))
     del record["GenJet"]
     with pytest.raises(KeyError, match="GenJet"):
-        build_features(as_events(record, drop=("GenJet",)))
+        build_features(as_events(record, drop=("GenJet",)), WJETS)
 
 
 def test_selection_cuts_are_configurable():
     record = event([particle(21.0, 0.0, 0.0)], [GOOD_JET], (10.0, 0.0))
-    assert len(build_features(as_events(record), Selection(muon_pt_min=20.0))) == 1
+    muon = dataclasses.replace(WJETS.objects[0], pt_min=20.0)
+    looser = dataclasses.replace(WJETS, objects=(muon, *WJETS.objects[1:]))
+    assert len(build_features(as_events(record), looser)) == 1
 
 
 finite = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False)
@@ -226,11 +229,13 @@ def test_feature_builder_on_random_events(muons, jets, met):
     """Any event content gives either no selected event or finite features that pass the cuts."""
     genpart = [particle(pt, eta / 1e3, phi / 1e3) for pt, eta, phi in muons]
     genjet = [jet(pt, eta / 1e3, phi / 1e3, mass) for pt, eta, phi, mass in jets]
-    features = build_features(as_events(event(genpart, genjet, met), event([], [], met, number=2)))
+    features = build_features(
+        as_events(event(genpart, genjet, met), event([], [], met, number=2)), WJETS
+    )
     assert len(features) <= 1
     if len(features):
         assert np.isfinite(features.gen).all()
-        aux = auxiliary_from_features(features.gen)
+        aux = WJETS.auxiliary_from_features(features.gen)
         assert aux["muon_pt"][0] > 22.0
         assert aux["jet_pt"][0] > 30.0
         assert abs(aux["jet_eta"][0]) < 2.4
@@ -255,7 +260,7 @@ def test_objects_stay_in_their_own_events():
         reco_jet=[(65.0, 0.5, -2.0, 9.0)],
         number=3,
     )
-    features = build_features(as_events(muon_only, jet_only, selected))
+    features = build_features(as_events(muon_only, jet_only, selected), WJETS)
     assert features.event.tolist() == [3]
     expected_gen = [
         30.0 * math.cos(1.0),
@@ -276,7 +281,7 @@ def test_objects_stay_in_their_own_events():
 
 def test_leading_muon_is_the_hardest_wherever_it_is_stored():
     genpart = [particle(30.0, 0.1, 0.0), particle(60.0, -0.2, 0.0), particle(45.0, 0.3, 0.0)]
-    features = build_features(as_events(event(genpart, [GOOD_JET], (10.0, 0.0))))
+    features = build_features(as_events(event(genpart, [GOOD_JET], (10.0, 0.0))), WJETS)
     np.testing.assert_allclose(features.gen[0, 0], 60.0, rtol=1e-6)
     np.testing.assert_allclose(features.gen[0, 2], 60.0 * math.sinh(-0.2), rtol=1e-6)
 
@@ -287,6 +292,6 @@ def test_ties_go_to_the_first_object():
     genjet = [jet(50.0, 1.0, math.pi / 2, 10.0)]
     reco_jets = [(48.0, 1.0, math.pi / 2 + 0.1, 9.0), (52.0, 1.0, math.pi / 2 - 0.1, 11.0)]
     record = event(genpart, genjet, (10.0, 0.0), muon=[(40.0, 0.4, 0.0, 0.1)], reco_jet=reco_jets)
-    features = build_features(as_events(record))
+    features = build_features(as_events(record), WJETS)
     np.testing.assert_allclose(features.gen[0, 2], 40.0 * math.sinh(0.4), rtol=1e-6)
     np.testing.assert_allclose(features.reco[0, 6], math.log(9.0), rtol=1e-6)

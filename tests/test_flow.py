@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from coffea_fastsim.analysis.observables import FEATURE_NAMES
 from coffea_fastsim.analysis.reading import read_features
 from coffea_fastsim.analysis.table import ObservableTable
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.cli import main
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
 from coffea_fastsim.processing.runner import make_fileset, run_processor
@@ -23,7 +23,7 @@ from coffea_fastsim.validation.comparison import compare
 from coffea_fastsim.validation.samples import predict_members
 
 PROVENANCE = {"sample_hash": "sha256:0", "training_config": {"seed": 0}, "best_epoch": 0}
-N_FEATURES = len(FEATURE_NAMES)
+N_FEATURES = len(WJETS.features)
 
 
 def _flow(config: FlowConfig | None = None) -> FlowSurrogate:
@@ -40,7 +40,7 @@ def _flow(config: FlowConfig | None = None) -> FlowSurrogate:
 @pytest.fixture(scope="module")
 def flow_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("flow") / "flow.pt"
-    return save_model(_flow(), path, PROVENANCE)
+    return save_model(_flow(), path, PROVENANCE, feature_names=WJETS.feature_names)
 
 
 def _gen(n: int, seed: int = 0) -> torch.Tensor:
@@ -148,7 +148,13 @@ def test_file_round_trip_gives_identical_outputs(flow_file: Path) -> None:
 
 def test_flow_cannot_be_saved_as_torchscript(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"one of \['torch_export'\] for the 'flow' family"):
-        save_model(_flow(), tmp_path / "flow.pt", PROVENANCE, file_format="torchscript")
+        save_model(
+            _flow(),
+            tmp_path / "flow.pt",
+            PROVENANCE,
+            "torchscript",
+            feature_names=WJETS.feature_names,
+        )
 
 
 def test_gaussian_model_may_be_exported_too(tmp_path: Path) -> None:
@@ -157,7 +163,9 @@ def test_gaussian_model_may_be_exported_too(tmp_path: Path) -> None:
     torch.manual_seed(0)
     ones = torch.ones(N_FEATURES)
     model = GaussianSurrogate(ones * 0, ones, ones * 0, ones).eval()
-    path = save_model(model, tmp_path / "g.pt", PROVENANCE, file_format="torch_export")
+    path = save_model(
+        model, tmp_path / "g.pt", PROVENANCE, "torch_export", feature_names=WJETS.feature_names
+    )
     loaded = load_model(path)
     x_gen, eps = _gen(5), torch.randn(5, N_FEATURES)
     with torch.inference_mode():
@@ -211,12 +219,15 @@ def test_cli_trains_an_ensemble_of_flows(trained_flows: Path, wjets_sample: Path
     assert [m["model_family"] for m in metadata] == ["flow", "flow"]
     assert [m["training_config"]["seed"] for m in metadata] == [0, 1]
     assert metadata[0]["training_config"]["flow"]["transform"] == "affine"
-    features = read_features(wjets_sample)
+    features = read_features(wjets_sample, WJETS)
     rows = np.flatnonzero(features.reco_valid)
-    dl = predict_members(ensemble.members, features, rows, seed=4)
+    dl = predict_members(ensemble.members, features, rows, 4, WJETS)
     assert np.isfinite(dl).all()
-    members = [ObservableTable.of(member) for member in dl]
-    gen, reco = ObservableTable.of(features.gen[rows]), ObservableTable.of(features.reco[rows])
+    members = [ObservableTable.of(member, WJETS) for member in dl]
+    gen, reco = (
+        ObservableTable.of(features.gen[rows], WJETS),
+        ObservableTable.of(features.reco[rows], WJETS),
+    )
     comparison = compare(gen, members[0], reco, members)
     assert comparison.band["muon_pt"].any()
 
@@ -233,7 +244,7 @@ def test_flow_runs_through_the_processor(trained_flows: Path, wjets_sample: Path
         status=False,
     )
     output = result.output["wjets"]
-    features = read_features(wjets_sample)
+    features = read_features(wjets_sample, WJETS)
     assert output["cutflow"]["gen_selected"] == len(features)
     assert output["cutflow"]["dl_nonfinite"] == 0
     engine = SurrogateEngine(model, seed=3)

@@ -16,12 +16,14 @@ from coffea_fastsim.analysis.histograms import (
     make_histograms,
     relative_residual,
 )
-from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.processing.dataset import chunk_file_name, read_dataset, write_chunk
+
+OBSERVABLE_NAMES = WJETS.observable_names
 
 
 def test_one_histogram_per_observable_and_residual():
-    histograms = make_histograms()
+    histograms = make_histograms(WJETS)
     assert set(histograms) == set(OBSERVABLE_NAMES) | {
         f"{RESIDUAL_PREFIX}{n}" for n in OBSERVABLE_NAMES
     }
@@ -31,7 +33,7 @@ def test_one_histogram_per_observable_and_residual():
 
 
 def test_non_finite_values_are_not_filled():
-    histograms = make_histograms()
+    histograms = make_histograms(WJETS)
     fill_observables(histograms, "dl", {"muon_pt": np.array([30.0, np.nan, np.inf, 50.0])})
     assert histograms["muon_pt"]["dl", :].sum(flow=True) == 2
     assert histograms["muon_pt"]["gen", :].sum(flow=True) == 0
@@ -45,7 +47,7 @@ def test_relative_residual(value, reference, expected):
 
 
 def test_residuals_are_filled_in_the_right_bin():
-    histograms = make_histograms()
+    histograms = make_histograms(WJETS)
     fill_residuals(histograms, "reco", {"met": np.array([110.0])}, {"met": np.array([100.0])})
     h = histograms[f"{RESIDUAL_PREFIX}met"]["reco", :]
     assert h.values()[h.axes[0].index(0.1)] == 1

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.surrogate.gaussian import GaussianSurrogate
 from coffea_fastsim.surrogate.inference import (
     CPU_CHUNK_SIZE,
@@ -48,7 +49,12 @@ def _model(constant_heads: bool) -> GaussianSurrogate:
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_model(_model(False), tmp_path_factory.mktemp("model") / "m.pt", PROVENANCE)
+    return save_model(
+        _model(False),
+        tmp_path_factory.mktemp("model") / "m.pt",
+        PROVENANCE,
+        feature_names=WJETS.feature_names,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +116,10 @@ def test_repeated_calls_agree(
 def test_output_follows_the_model(tmp_path: Path, events: dict[str, np.ndarray]) -> None:
     """With constant heads, x_DL ~ N(mu, sigma) with the de-standardized mu and sigma."""
     model = _model(True)
-    engine = SurrogateEngine(save_model(model, tmp_path / "c.pt", PROVENANCE), device="cpu")
+    engine = SurrogateEngine(
+        save_model(model, tmp_path / "c.pt", PROVENANCE, feature_names=WJETS.feature_names),
+        device="cpu",
+    )
     sample = engine.predict(**events).astype(np.float64)
     mu = (MU_Z * model.reco_std + model.reco_mean).double().numpy()
     sigma = ((MU_Z - Q_Z) * model.reco_std).double().numpy()
@@ -225,7 +234,10 @@ def test_buffered_gaussian_path_is_bitwise_the_module(
         hidden_layers=hidden_layers,
         negative_slope=negative_slope,
     )
-    engine = SurrogateEngine(save_model(model.eval(), tmp_path / "g.pt", PROVENANCE), device="cpu")
+    engine = SurrogateEngine(
+        save_model(model.eval(), tmp_path / "g.pt", PROVENANCE, feature_names=WJETS.feature_names),
+        device="cpu",
+    )
     module = engine.loaded.module
     assert engine._gaussian_weights is not None
     x_gen, eps = _block_inputs(3 * EVALUATION_BLOCK + 17, seed=2)
@@ -241,7 +253,10 @@ def test_unsupported_layers_fall_back_to_the_module(tmp_path: Path) -> None:
     """A head with a layer the buffered path does not know runs through the module."""
     model = _model(False)
     model.mean_net[1] = torch.nn.ReLU()
-    engine = SurrogateEngine(save_model(model, tmp_path / "relu.pt", PROVENANCE), device="cpu")
+    engine = SurrogateEngine(
+        save_model(model, tmp_path / "relu.pt", PROVENANCE, feature_names=WJETS.feature_names),
+        device="cpu",
+    )
     assert _GaussianWeights.read(engine.loaded.module) is None
     assert engine._gaussian_weights is None
     x_gen, eps = _block_inputs(EVALUATION_BLOCK, seed=4)

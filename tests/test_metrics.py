@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
 from coffea_fastsim.analysis.table import ObservableTable
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.validation.metrics import (
     agreement,
     agreement_table,
@@ -86,6 +86,8 @@ def test_agreement_table_covers_every_observable():
     rng = np.random.default_rng(1)
     features = rng.normal(size=(500, 9)) * 40.0
     features[:, 6] = rng.normal(2.0, 0.5, 500)
-    table = agreement_table(ObservableTable.of(features), ObservableTable.of(features))
-    assert list(table) == list(OBSERVABLE_NAMES)
+    table = agreement_table(
+        ObservableTable.of(features, WJETS), ObservableTable.of(features, WJETS)
+    )
+    assert list(table) == list(WJETS.observable_names)
     assert all(value == 0.0 for value in table.values())

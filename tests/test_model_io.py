@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import coffea_fastsim
-from coffea_fastsim.analysis.observables import FEATURE_NAMES
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.surrogate.gaussian import GaussianSurrogate
 from coffea_fastsim.surrogate.model_file import (
     FORMAT_VERSION,
@@ -21,6 +21,8 @@ from coffea_fastsim.surrogate.model_file import (
     sample_hash,
     save_model,
 )
+
+FEATURE_NAMES = WJETS.feature_names
 
 PROVENANCE = {"sample_hash": "sha256:0", "training_config": {"seed": 0}, "best_epoch": 3}
 
@@ -38,7 +40,7 @@ def model() -> GaussianSurrogate:
 
 @pytest.fixture
 def model_file(model: GaussianSurrogate, tmp_path: Path) -> Path:
-    return save_model(model, tmp_path / "surrogate.pt", PROVENANCE)
+    return save_model(model, tmp_path / "surrogate.pt", PROVENANCE, feature_names=FEATURE_NAMES)
 
 
 def _resave(path: Path, target: Path, edit_module=None, edit_metadata=None) -> Path:
@@ -86,27 +88,37 @@ def test_metadata_is_stored(model: GaussianSurrogate, model_file: Path) -> None:
 def test_save_and_load_do_not_warn(model: GaussianSurrogate, tmp_path: Path) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        load_model(save_model(model, tmp_path / "m.pt", PROVENANCE))
+        load_model(save_model(model, tmp_path / "m.pt", PROVENANCE, feature_names=FEATURE_NAMES))
     assert [str(w.message) for w in caught] == []
 
 
 def test_save_is_atomic_and_overwrites(model: GaussianSurrogate, model_file: Path) -> None:
-    save_model(model, model_file, {**PROVENANCE, "best_epoch": 7})
+    save_model(model, model_file, {**PROVENANCE, "best_epoch": 7}, feature_names=FEATURE_NAMES)
     assert load_model(model_file).metadata["best_epoch"] == 7
     assert sorted(p.name for p in model_file.parent.iterdir()) == ["surrogate.pt"]
 
 
 def test_failed_save_leaves_nothing(model: GaussianSurrogate, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Out of range float"):
-        save_model(model, tmp_path / "m.pt", {**PROVENANCE, "loss": float("nan")})
+        save_model(
+            model,
+            tmp_path / "m.pt",
+            {**PROVENANCE, "loss": float("nan")},
+            feature_names=FEATURE_NAMES,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_save_requires_provenance(model: GaussianSurrogate, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"lacks the keys \['best_epoch'\]"):
-        save_model(model, tmp_path / "m.pt", {"sample_hash": "x", "training_config": {}})
+        save_model(
+            model,
+            tmp_path / "m.pt",
+            {"sample_hash": "x", "training_config": {}},
+            feature_names=FEATURE_NAMES,
+        )
     with pytest.raises(ValueError, match="file_format must be one of"):
-        save_model(model, tmp_path / "m.pt", PROVENANCE, file_format="onnx")
+        save_model(model, tmp_path / "m.pt", PROVENANCE, "onnx", feature_names=FEATURE_NAMES)
 
 
 def test_wrong_feature_order_names_the_mismatch(model_file: Path) -> None:

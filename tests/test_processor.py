@@ -6,14 +6,15 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from coffea_fastsim.analysis.features import observables_of
-from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
 from coffea_fastsim.analysis.reading import read_features
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.processing.dataset import read_dataset
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
 from coffea_fastsim.processing.runner import make_fileset, run_processor
 from coffea_fastsim.surrogate.inference import SurrogateEngine
 from processors.wjets import WJetsProcessor
+
+OBSERVABLE_NAMES = WJETS.observable_names
 
 
 def run(
@@ -73,7 +74,7 @@ def test_runner_chunking_does_not_change_results(
 
 
 def test_outputs_match_the_input(embedded_sample, embedded_model, reference):
-    features = read_features(embedded_sample)
+    features = read_features(embedded_sample, WJETS)
     assert reference["cutflow"] == {
         "input": features.n_input,
         "gen_nonfinite": 0,
@@ -90,7 +91,7 @@ def test_outputs_match_the_input(embedded_sample, embedded_model, reference):
         assert histograms[name]["gen", :].sum(flow=True) == len(features)
         assert histograms[name]["dl", :].sum(flow=True) == len(features)
         assert histograms[name]["reco", :].sum(flow=True) == features.reco_valid.sum()
-    gen = observables_of(features.gen)
+    gen = WJETS.observables_of(features.gen)
     counts = histograms["muon_pt"]["gen", :]
     expected, _ = np.histogram(gen["muon_pt"], bins=counts.axes[0].edges)
     np.testing.assert_array_equal(counts.values(), expected)
@@ -98,7 +99,7 @@ def test_outputs_match_the_input(embedded_sample, embedded_model, reference):
 
 def test_dataset_holds_the_engine_output(embedded_sample, embedded_model, reference):
     dataset = read_dataset(reference["dataset_files"][0].rsplit("/", 1)[0])
-    features = read_features(embedded_sample)
+    features = read_features(embedded_sample, WJETS)
     order = np.argsort(features.event)
     assert dataset["event"].to_numpy().tolist() == features.event[order].tolist()
     engine = SurrogateEngine(embedded_model, seed=3)
@@ -121,8 +122,8 @@ def test_real_nanoaod(name, n_selected, real_nanoaod, embedded_model, tmp_path):
 
 def test_wjets_processor_adds_the_signal_region(embedded_sample, embedded_model, tmp_path):
     result = run(embedded_sample, embedded_model, tmp_path, processor_class=WJetsProcessor)
-    features = read_features(embedded_sample)
-    gen = observables_of(features.gen)
+    features = read_features(embedded_sample, WJETS)
+    gen = WJETS.observables_of(features.gen)
     expected = int(((gen["mt"] > 50.0) & (gen["jet_pt"] > 40.0)).sum())
     assert result["signal_region_yields"]["gen"] == expected
     assert result["signal_region_mt"]["gen", :].sum(flow=True) == expected

@@ -10,13 +10,15 @@ import pytest
 
 from coffea_fastsim import cli
 from coffea_fastsim.analysis.features import EventFeatures
-from coffea_fastsim.analysis.observables import OBSERVABLE_NAMES
 from coffea_fastsim.analysis.reading import InputFileError, open_events
 from coffea_fastsim.analysis.table import ObservableTable
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
 from coffea_fastsim.validation.comparison import compare, double_ratio, fill
 from coffea_fastsim.validation.samples import match_reco_prime
 from coffea_fastsim.validation.suite import ValidationConfig, run_validation
+
+OBSERVABLE_NAMES = WJETS.observable_names
 
 EMBEDDED_SEED = 2002  # run number (generation seed) of data/wjets_sample.root
 
@@ -60,7 +62,9 @@ def toy_events() -> tuple[ObservableTable, ObservableTable]:
     rng = np.random.default_rng(5)
     gen = rng.normal(size=(3000, 9)) * 40.0
     gen[:, 6] = rng.normal(2.0, 0.5, 3000)
-    return ObservableTable.of(gen), ObservableTable.of(gen + rng.normal(size=gen.shape) * 3.0)
+    return ObservableTable.of(gen, WJETS), ObservableTable.of(
+        gen + rng.normal(size=gen.shape) * 3.0, WJETS
+    )
 
 
 def test_a_sample_compared_with_itself_agrees_exactly(toy_events):
@@ -76,7 +80,7 @@ def test_a_sample_compared_with_itself_agrees_exactly(toy_events):
 
 def test_double_ratio_of_equal_samples_is_flat(toy_events):
     gen, reco = toy_events
-    histograms = fill(gen, ObservableTable.of(reco.features * 1.01), reco)
+    histograms = fill(gen, ObservableTable.of(reco.features * 1.01, WJETS), reco)
     ratio, error, chi2, ndf = double_ratio(histograms, histograms, "muon_pt")
     filled = np.isfinite(ratio)
     assert np.allclose(ratio[filled], 1.0)

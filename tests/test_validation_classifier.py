@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from coffea_fastsim.analysis.table import ObservableTable
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.validation.classifier import classifier_inputs, classifier_two_sample_test
 
 N_EVENTS = 4000
@@ -25,13 +26,15 @@ def _gen_and_response(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _test(gen: np.ndarray, candidate: np.ndarray, reco: np.ndarray, **options: int):
-    tables = (ObservableTable.of(a) for a in (gen, candidate, reco))
+    tables = (ObservableTable.of(a, WJETS) for a in (gen, candidate, reco))
     return classifier_two_sample_test(*tables, **options)
 
 
 def test_inputs_are_gen_output_and_auxiliary():
     gen, reco, _ = _gen_and_response(0)
-    inputs = classifier_inputs(ObservableTable.of(gen[:5]), ObservableTable.of(reco[:5]))
+    inputs = classifier_inputs(
+        ObservableTable.of(gen[:5], WJETS), ObservableTable.of(reco[:5], WJETS)
+    )
     assert inputs.shape == (5, 9 + 9 + 11)
     assert np.array_equal(inputs[:, :9], gen[:5])
     assert np.array_equal(inputs[:, 9:18], reco[:5])

@@ -106,20 +106,22 @@ class GenObject:
 
 @dataclass(frozen=True)
 class Region:
-    """An analysis-level output: events with every observable above its cut, their yield per
-    sample (GEN, DL, RECO) and the histogram of one observable in the region.
+    """An analysis-level output: the events inside every cut, their yield per sample (GEN,
+    DL, RECO) and the histogram of one observable in the region.
 
     Arguments:
         name: output keys are ``NAME_yields`` and ``NAME_OBSERVABLE``.
         label: what the histogram's axis label adds (e.g. "signal region").
         above: (observable name, cut) pairs: the region keeps events with values > cut.
         observable: the observable histogrammed in the region.
+        below: (observable name, cut) pairs: the region keeps events with values < cut.
     """
 
     name: str
     label: str
     above: tuple[tuple[str, float], ...]
     observable: str
+    below: tuple[tuple[str, float], ...] = ()
 
 
 class MissingET(NamedTuple):
@@ -293,7 +295,8 @@ def _check(definition: AnalysisDefinition) -> None:
             if not observable.low < observable.high:
                 fail(f"{where}.low/high", f"empty range [{observable.low}, {observable.high}]")
     for region in definition.regions:
-        for name in (*(name for name, _ in region.above), region.observable):
+        cuts = (*region.above, *region.below)
+        for name in (*(name for name, _ in cuts), region.observable):
             if name not in seen:
                 fail(f"regions[{region.name!r}]", f"{name!r} is not an observable")
 

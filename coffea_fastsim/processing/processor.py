@@ -241,7 +241,10 @@ def _region_outputs(
     )
     yields = {}
     for sample, values in observables.items():
-        inside = np.logical_and.reduce([values[name] > cut for name, cut in region.above])
+        inside = np.logical_and.reduce(
+            [values[name] > cut for name, cut in region.above]
+            + [values[name] < cut for name, cut in region.below]
+        )
         yields[sample] = int(inside.sum())
         histogram.fill(source=sample, **{axis.name: values[axis.name][inside]})
     return {f"{region.name}_yields": yields, f"{region.name}_{axis.name}": histogram}
