@@ -13,6 +13,7 @@ from coffea_fastsim.analysis.reading import (
     is_rntuple,
     read_features,
 )
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.processing.dataset import read_dataset
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
@@ -54,7 +55,7 @@ def test_the_twins_hold_a_ttree_and_an_rntuple(twins):
 
 def test_features_are_the_same(twins):
     """What train and validate read (``read_features``) does not depend on the format."""
-    ttree, rntuple = (read_features(twins[kind]) for kind in ("ttree", "rntuple"))
+    ttree, rntuple = (read_features(twins[kind], WJETS) for kind in ("ttree", "rntuple"))
     assert len(ttree) > 500
     for name in ("run", "luminosity_block", "event", "gen", "reco", "reco_valid"):
         np.testing.assert_array_equal(getattr(rntuple, name), getattr(ttree, name), name)

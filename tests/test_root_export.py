@@ -8,6 +8,7 @@ import pytest
 import uproot
 
 from coffea_fastsim.analysis.histograms import RESIDUAL_SAMPLES, SAMPLES, make_histograms
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.cli import main
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.processing.root_export import root_name, write_root_histograms
@@ -19,7 +20,7 @@ def output() -> dict:
     rng = np.random.default_rng(7)
     datasets = {}
     for dataset in ("wjets", "other"):
-        histograms = make_histograms()
+        histograms = make_histograms(WJETS)
         histograms["muon_pt"].fill(source="dl", muon_pt=rng.normal(40, 30, 500))
         histograms["residual_mt"].fill(source="reco", residual_mt=rng.normal(0, 0.5, 300))
         weighted = hist.Hist.new.StrCat(["dl"], name="source").Reg(10, 0, 1, name="x").Weight()
