@@ -89,7 +89,8 @@ def test_dl_features_read_only_the_gen_branches(dask_events, config):
 def test_the_graph_holds_no_model(config):
     function = columnar._PartitionSimulation(config, ("dl",))
     columnar._engine(config)  # loaded in this process ...
-    assert len(pickle.dumps(function)) < 2000  # ... but not in what the graph ships
+    # ... but not in what the graph ships: the configuration and its analysis definition.
+    assert len(pickle.dumps(function)) < 5000
 
 
 def test_the_model_is_loaded_once_per_process(config):

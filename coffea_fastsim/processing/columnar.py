@@ -76,7 +76,6 @@ def _engine(config: FastSimConfig) -> SurrogateEngine:
                 chunk_size=config.chunk_size,
                 device=config.device,
                 seed=config.seed,
-                features=analysis.feature_names,
             )
             # Load under the lock: once per process.
             check_model_analysis(engine.metadata, analysis, path)

@@ -93,7 +93,6 @@ class FastSimProcessor(processor.ProcessorABC):
             chunk_size=config.chunk_size,
             device=config.device,
             seed=config.seed,
-            features=self.analysis.feature_names,
         )
         # Load once here so that a missing or mismatched model fails before any chunk is sent;
         # the engine reloads it lazily on each worker.

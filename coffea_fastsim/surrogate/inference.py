@@ -23,7 +23,7 @@ multiple of the block that fits in half of the device memory free at that moment
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,8 +241,6 @@ class SurrogateEngine:
         device: "auto" (CUDA when present on the process that evaluates), "cpu", "cuda"
             or "cuda:N".
         seed: seed of the per-event noise, an integer in [0, 2**64).
-        features: the feature names, in order, the caller feeds and expects back (the
-            analysis's feature vector); None: the model's own.
     """
 
     def __init__(
@@ -251,7 +249,6 @@ class SurrogateEngine:
         chunk_size: int | None = None,
         device: str = "auto",
         seed: int = 0,
-        features: Sequence[str] | None = None,
     ) -> None:
         if chunk_size is not None:
             if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)):
@@ -274,7 +271,6 @@ class SurrogateEngine:
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.device_request = device
         self.seed = int(seed)
-        self.features = None if features is None else tuple(features)
         self._device: torch.device | None = None
         self._loaded: LoadedModel | None = None
         self._gaussian_weights: _GaussianWeights | None = None
@@ -298,9 +294,7 @@ class SurrogateEngine:
     def loaded(self) -> LoadedModel:
         """The model and its metadata, loaded and checked on first use."""
         if self._loaded is None:
-            loaded = load_model(
-                self.model_path, expected_features=self.features, map_location=self.device
-            )
+            loaded = load_model(self.model_path, map_location=self.device)
             if loaded.metadata.get("model_family") == "gaussian":
                 self._gaussian_weights = _GaussianWeights.read(loaded.module)
             self._loaded = loaded

@@ -109,7 +109,7 @@ def _predictions(
     predictions: dict[Path, np.ndarray] = {}
     for path in members:
         if path not in predictions:
-            engine = SurrogateEngine(path, seed=seed, features=analysis.feature_names)
+            engine = SurrogateEngine(path, seed=seed)
             check_model_analysis(engine.metadata, analysis, path)
             predictions[path] = engine.predict(
                 features.gen[rows],
