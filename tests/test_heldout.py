@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from coffea_fastsim.analysis.reading import FeaturePairs, feature_pairs, read_features
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.cli import build_parser
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.surrogate.ensemble_training import train_ensemble
@@ -20,10 +21,12 @@ from coffea_fastsim.validation.heldout import heldout_agreement
 from coffea_fastsim.validation.run import parse_formats, validation_command
 from coffea_fastsim.validation.suite import ValidationConfig
 
+FEATURES = WJETS.feature_names
+
 
 @pytest.fixture(scope="module")
 def pairs() -> FeaturePairs:
-    return feature_pairs([embedded_sample()])
+    return feature_pairs([embedded_sample()], WJETS)
 
 
 def _permuted(pairs: FeaturePairs, order: np.ndarray) -> FeaturePairs:
@@ -31,7 +34,7 @@ def _permuted(pairs: FeaturePairs, order: np.ndarray) -> FeaturePairs:
 
 
 def test_pairs_carry_the_identities_of_their_events(pairs):
-    features = read_features(embedded_sample())
+    features = read_features(embedded_sample(), WJETS)
     valid = features.reco_valid
     assert len(pairs) == valid.sum() > 1000
     np.testing.assert_array_equal(pairs.event, features.event[valid])
@@ -41,13 +44,15 @@ def test_pairs_carry_the_identities_of_their_events(pairs):
 
 def test_heldout_table_does_not_depend_on_the_order_of_events(pairs):
     rows = np.arange(0, len(pairs), 3)
-    table = heldout_agreement(pairs, embedded_model(), rows, seed=4)
+    table = heldout_agreement(pairs, WJETS, embedded_model(), rows, seed=4)
     order = np.random.default_rng(0).permutation(len(pairs))
     position = np.argsort(order)  # where each original event went
-    shuffled = heldout_agreement(_permuted(pairs, order), embedded_model(), position[rows], seed=4)
+    shuffled = heldout_agreement(
+        _permuted(pairs, order), WJETS, embedded_model(), position[rows], seed=4
+    )
     assert shuffled == table
     assert all(0.0 < value < 1.0 for value in table.values())
-    other_seed = heldout_agreement(pairs, embedded_model(), rows, seed=5)
+    other_seed = heldout_agreement(pairs, WJETS, embedded_model(), rows, seed=5)
     assert other_seed != table
 
 
@@ -56,21 +61,25 @@ def test_an_empty_ensemble_is_refused_before_training(pairs, tmp_path):
         raise AssertionError("no member may be trained")
 
     with pytest.raises(ValueError, match="at least 1 member"):
-        train_ensemble(pairs.gen, pairs.reco, TrainingConfig(), tmp_path / "m.pt", check, 0)
+        train_ensemble(
+            pairs.gen, pairs.reco, TrainingConfig(), tmp_path / "m.pt", check, FEATURES, 0
+        )
 
 
 @pytest.mark.slow
 def test_each_member_stores_the_check_of_its_own_file(pairs, tmp_path):
     config = TrainingConfig(epochs=1, seed=2, progress=False)
-    check = partial(heldout_agreement, pairs)
-    members = list(train_ensemble(pairs.gen, pairs.reco, config, tmp_path / "m.pt", check, 2))
+    check = partial(heldout_agreement, pairs, WJETS)
+    members = list(
+        train_ensemble(pairs.gen, pairs.reco, config, tmp_path / "m.pt", check, FEATURES, 2)
+    )
     assert [m.path.name for m in members] == ["m.0.pt", "m.1.pt"]
     for seed, member in enumerate(members, start=2):
         metadata = load_model(member.path).metadata
         assert metadata["training_config"]["seed"] == seed
         assert metadata["heldout_w1_over_sigma"] == member.heldout
         test_rows = member.result.split.test
-        assert member.heldout == heldout_agreement(pairs, member.path, test_rows, seed)
+        assert member.heldout == heldout_agreement(pairs, WJETS, member.path, test_rows, seed)
 
 
 def test_formats_are_parsed():

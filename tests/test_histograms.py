@@ -86,7 +86,7 @@ def test_reading_an_empty_dataset_is_an_error(tmp_path):
 
 
 def test_grouped_fill_sums_each_group_per_bin_before_squaring():
-    histogram = make_histograms(weighted=True)["muon_pt"]  # 60 bins of 10/3 GeV on [0, 200]
+    histogram = make_histograms(WJETS, weighted=True)["muon_pt"]  # 60 bins of 10/3 GeV on [0, 200]
     values = np.array([10.0, 11.0, 50.0, 10.0, 70.0, 250.0, 260.0, np.nan])
     groups = np.array([0, 0, 0, 1, 1, 2, 2, 2])
     fill_grouped(histogram, "dl", "muon_pt", values, groups, weight=0.5)
@@ -107,7 +107,7 @@ def test_grouped_variance_matches_the_spread_of_independent_samples(replicas):
     error; the naive sum of squared weights underestimates it for K > 1."""
     rng = np.random.default_rng(replicas)
     n_samples = 400
-    empty = make_histograms(weighted=True)["muon_pt"]
+    empty = make_histograms(WJETS, weighted=True)["muon_pt"]
     contents, variances, naive = [], [], []
     for _ in range(n_samples):
         n_events = rng.poisson(500)
