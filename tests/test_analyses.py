@@ -182,3 +182,18 @@ def test_zmumu_runs_the_same_under_every_executor(tmp_path):
         other = histograms(executor)
         for name, values in reference.items():
             np.testing.assert_array_equal(other[name], values, err_msg=f"{executor} {name}")
+
+
+@pytest.mark.slow
+def test_the_w_model_on_the_z_sample_is_reported_as_an_untrained_process(tmp_path):
+    from coffea_fastsim.validation.run import validate
+    from coffea_fastsim.validation.suite import ValidationConfig
+
+    config = ValidationConfig(
+        embedded_sample("zmumu"), embedded_model("wjets"), analysis="wjets", n_bootstrap=5
+    )
+    result, report = validate(config, tmp_path / "report.md", formats=("png",))
+    assert result.sample_process == "Z/gamma*+jet"
+    assert result.training_process == "W+jet"
+    assert result.untrained_process
+    assert "the model runs on a process it was not trained on" in report.read_text()
