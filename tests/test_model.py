@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.surrogate.gaussian import (
     GAMMA,
     GaussianSurrogate,
@@ -146,7 +147,7 @@ def test_as_feature_array_reports_bad_rows() -> None:
     values[2, 6] = np.inf
     values[5, 6] = -np.inf
     with pytest.raises(ValueError, match=r"2 of 10 rows") as info:
-        as_feature_array(values, "gen_features", N_FEATURES)
+        as_feature_array(values, "gen_features", N_FEATURES, WJETS.feature_names)
     assert "muon_px: 1" in str(info.value)
     assert "jet_log_mass: 2" in str(info.value)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.surrogate.gaussian import GAMMA
 from coffea_fastsim.surrogate.training import (
     TrainingConfig,
@@ -82,7 +83,7 @@ def test_input_with_nan_is_refused(small_sample: tuple[np.ndarray, np.ndarray]) 
     reco = reco.copy()
     reco[[3, 10, 11], 7] = np.nan
     with pytest.raises(ValueError, match=r"reco_features has 3 of 1000 rows.*met_x: 3"):
-        train_surrogate(gen, reco, TrainingConfig(epochs=1, **FAST))
+        train_surrogate(gen, reco, TrainingConfig(epochs=1, **FAST), WJETS.feature_names)
 
 
 @pytest.mark.parametrize(
@@ -97,7 +98,7 @@ def test_input_shapes_are_checked(n_gen: int, n_reco: int, n_columns: int, messa
     rng = np.random.default_rng(0)
     gen, reco = rng.normal(size=(n_gen, n_columns)), rng.normal(size=(n_reco, n_columns))
     with pytest.raises(ValueError, match=message):
-        train_surrogate(gen, reco, TrainingConfig(epochs=1, **FAST))
+        train_surrogate(gen, reco, TrainingConfig(epochs=1, **FAST), WJETS.feature_names)
 
 
 def test_constant_feature_is_refused(small_sample: tuple[np.ndarray, np.ndarray]) -> None:
@@ -105,7 +106,7 @@ def test_constant_feature_is_refused(small_sample: tuple[np.ndarray, np.ndarray]
     gen = gen.copy()
     gen[:, 6] = 1.0
     with pytest.raises(ValueError, match=r"GEN features \['jet_log_mass'\] are constant"):
-        train_surrogate(gen, reco, TrainingConfig(epochs=1, **FAST))
+        train_surrogate(gen, reco, TrainingConfig(epochs=1, **FAST), WJETS.feature_names)
 
 
 @pytest.mark.slow
