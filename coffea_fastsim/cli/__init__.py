@@ -1,4 +1,4 @@
-"""The ``coffea-fastsim`` command: generate, train, validate, run, plot, demo.
+"""The ``coffea-fastsim`` command: generate, train, validate, run, plot, demo, analyses.
 
 Each command parses its arguments (:mod:`coffea_fastsim.cli.parser`), calls the library and
 prints; the heavy imports happen inside the command, so that ``--help`` stays fast.
@@ -64,7 +64,8 @@ def _generate(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from functools import partial
 
-    from coffea_fastsim.analysis.reading import feature_pairs
+    from coffea_fastsim.analysis.reading import feature_pairs, sample_process
+    from coffea_fastsim.analysis.registry import resolve_analysis
     from coffea_fastsim.surrogate.ensemble_training import train_ensemble
     from coffea_fastsim.surrogate.flow import FlowConfig
     from coffea_fastsim.surrogate.training import TrainingConfig
@@ -80,16 +81,24 @@ def _train(args: argparse.Namespace) -> None:
         if args.model == "flow"
         else None,
     )
-    pairs = feature_pairs(args.inputs)
-    print(f"{len(pairs)} selected events with a matched RECO muon and jet")
+    analysis = resolve_analysis(args.analysis)
+    pairs = feature_pairs(args.inputs, analysis)
+    print(
+        f"{len(pairs)} events selected by the analysis {analysis.name!r} with valid RECO partners"
+    )
     members = train_ensemble(
         pairs.gen,
         pairs.reco,
         config,
         args.output,
-        check=partial(heldout_agreement, pairs),
+        check=partial(heldout_agreement, pairs, analysis),
+        feature_names=analysis.feature_names,
         n_members=args.ensemble,
-        metadata={"sources": [str(path) for path in args.inputs]},
+        metadata={
+            "analysis": analysis.record,
+            "process": sorted({sample_process(path) for path in args.inputs}),
+            "sources": [str(path) for path in args.inputs],
+        },
     )
     for member in members:
         result = member.result
@@ -111,6 +120,7 @@ def _validate(args: argparse.Namespace) -> None:
     from coffea_fastsim.validation.suite import ValidationConfig
 
     config = ValidationConfig(
+        analysis=args.analysis,
         test_sample=args.test_sample,
         model=args.model,
         ensemble=args.ensemble,
@@ -135,6 +145,7 @@ def _run_options(
         output_dir=args.output_dir,
         dataset=dataset,
         processor=args.processor,
+        analysis=args.analysis,
         executor=args.executor,
         workers=args.workers,
         scheduler=args.scheduler,
@@ -171,25 +182,39 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _plot(args: argparse.Namespace) -> None:
+    from coffea_fastsim.analysis.registry import resolve_analysis
     from coffea_fastsim.processing.plotting import plot_histogram_file
 
-    written = plot_histogram_file(args.histograms, args.output_dir, args.dataset)
+    analysis = None if args.analysis is None else resolve_analysis(args.analysis)
+    written = plot_histogram_file(args.histograms, args.output_dir, args.dataset, analysis)
     print(f"wrote {len(written)} figures to {args.output_dir}")
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from coffea_fastsim.analysis.registry import resolve_analysis
     from coffea_fastsim.embedded import embedded_model, embedded_sample
     from coffea_fastsim.processing.plotting import plot_histogram_file
 
-    options = _run_options(args, [embedded_sample()], embedded_model(), "wjets")
+    name = args.analysis
+    options = _run_options(args, [embedded_sample(name)], embedded_model(name), name)
     histogram_path = _run_and_print(options)
     plots = args.output_dir / "plots"
-    written = plot_histogram_file(histogram_path, plots, "wjets")
+    written = plot_histogram_file(histogram_path, plots, name, resolve_analysis(name))
     print("demo outputs:")
     print(f"  histograms (coffea.util.load): {histogram_path}")
     print(f"  plots ({len(written)} PNG/PDF files): {plots}")
     if not args.no_dataset:
-        print(f"  DL dataset (Parquet): {args.output_dir / 'dataset' / 'wjets'}")
+        print(f"  DL dataset (Parquet): {args.output_dir / 'dataset' / name}")
+
+
+def _analyses(args: argparse.Namespace) -> None:
+    from coffea_fastsim.analysis.registry import builtin_analyses
+
+    for definition in builtin_analyses().values():
+        print(f"{definition.name}: {definition.description}")
+        print(f"  features ({len(definition.features)}): {', '.join(definition.feature_names)}")
+        auxiliary = ", ".join(definition.auxiliary_names)
+        print(f"  auxiliary ({len(definition.auxiliary)}): {auxiliary}")
 
 
 COMMANDS = {
@@ -198,6 +223,7 @@ COMMANDS = {
     "validate": _validate,
     "run": _run,
     "plot": _plot,
+    "analyses": _analyses,
     "demo": _demo,
 }
 

@@ -351,8 +351,7 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
         help="default: ./fastsim-demo",
     )
     _add_run_options(parser)
-    # The demo's analysis processor, and several chunks, so that the demo shows the executor
-    # at work on the small sample.
+    # Several chunks, so that the demo shows the executor at work on the small sample.
     parser.set_defaults(chunksize=2000)
 
 

@@ -125,7 +125,10 @@ def plot_all(
 
 
 def plot_histogram_file(
-    path: str | os.PathLike, output_dir: str | os.PathLike, dataset: str | None = None
+    path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    dataset: str | None = None,
+    analysis: AnalysisDefinition | None = None,
 ) -> list[Path]:
     """:func:`plot_all` of one dataset of a ``histograms.coffea`` file written by a run.
 
@@ -133,6 +136,7 @@ def plot_histogram_file(
         path: the file (``coffea.util.save`` of the Runner's output).
         output_dir: directory of the figures.
         dataset: the dataset to plot; None: the first one.
+        analysis: the run's analysis (see :func:`plot_all`); None: every observable.
 
     Raises:
         ValueError: the file holds no dataset, or not ``dataset`` (the message lists them).
@@ -145,4 +149,4 @@ def plot_histogram_file(
     dataset = dataset or next(iter(output))
     if dataset not in output:
         raise ValueError(f"dataset {dataset!r} not in {path}; it has {', '.join(output)}")
-    return plot_all(output[dataset]["histograms"], output_dir)
+    return plot_all(output[dataset]["histograms"], output_dir, analysis)
