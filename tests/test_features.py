@@ -187,14 +187,14 @@ def test_gen_only_input_has_no_reco():
 
 
 def test_delta_phi_is_that_of_the_detector_and_of_vector():
-    from coffea_fastsim.analysis.features import _delta_r
+    from coffea_fastsim.analysis.flat import angular_distance
     from coffea_fastsim.sim.detector.response import wrap_phi
 
     phi = np.array([0.0, 1.0, -1.0, np.pi, -np.pi, 3.5, -3.5, 7.0, 100.0])
     zero = np.zeros_like(phi)
     expected = np.array([0.0, 1.0, 1.0, np.pi, np.pi, 2 * np.pi - 3.5, 2 * np.pi - 3.5])
     np.testing.assert_allclose(np.abs(wrap_phi(phi))[:7], expected, rtol=1e-15)
-    np.testing.assert_array_equal(_delta_r(zero, phi, zero, zero), np.abs(wrap_phi(phi)))
+    np.testing.assert_array_equal(angular_distance(zero, phi, zero, zero), np.abs(wrap_phi(phi)))
     one = np.ones_like(phi)
     angle = vector.array({"rho": one, "phi": phi}).deltaphi(vector.array({"rho": one, "phi": zero}))
     np.testing.assert_array_equal(np.asarray(angle), wrap_phi(phi))

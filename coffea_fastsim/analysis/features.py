@@ -30,6 +30,15 @@ from coffea_fastsim.analysis.definition import (
     GenObject,
     MissingET,
 )
+from coffea_fastsim.analysis.flat import (
+    Flat,
+    angular_distance,
+    closest,
+    leading,
+    objects_at,
+    read_flat,
+    take,
+)
 
 __all__ = [
     "ID_FIELDS",
@@ -137,96 +146,8 @@ def has_reco_branches(events: ak.Array, analysis: AnalysisDefinition) -> bool:
 
 
 @dataclass(frozen=True)
-class _Flat:
-    """One jagged collection as flat numpy arrays.
-
-    Arguments:
-        fields: per field, one value per object of the chunk, shape (n_objects,).
-        offsets: objects of event i are at flat positions offsets[i]:offsets[i + 1],
-            shape (n_events + 1,).
-    """
-
-    fields: dict[str, np.ndarray]
-    offsets: np.ndarray
-
-    def owner(self, index: np.ndarray) -> np.ndarray:
-        """Event of each object at flat positions ``index``, shape of ``index``."""
-        return np.searchsorted(self.offsets, index, side="right") - 1
-
-    def all_owners(self) -> np.ndarray:
-        """Event of every object, shape (n_objects,)."""
-        n_events = len(self.offsets) - 1
-        return np.repeat(np.arange(n_events, dtype=np.int64), np.diff(self.offsets))
-
-
-def _flat(collection: ak.Array, names: tuple[str, ...]) -> _Flat:
-    """Read ``names`` of a jagged collection once, as flat numpy arrays (no per-event lists).
-
-    The selection below works on these arrays: each branch is materialized and converted
-    once, and every step after that is a vectorized numpy operation on the objects that
-    are still candidates, which costs far less than awkward operations on lazy arrays.
-    """
-    counts = ak.to_numpy(ak.num(collection[names[0]], axis=1)).astype(np.int64)
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    fields = {name: ak.to_numpy(ak.flatten(collection[name], axis=1)) for name in names}
-    return _Flat(fields, offsets)
-
-
-def _leading(owner: np.ndarray, key: np.ndarray, index: np.ndarray, n_events: int) -> np.ndarray:
-    """Per event, the flat index of the candidate with the largest ``key`` (-1 if none).
-
-    Ties go to the object that comes first in the event, as a stable descending sort would
-    give; a NaN key never wins over a number.
-
-    Arguments:
-        owner: event of each candidate, shape (n_candidates,).
-        key: the ordering value of each candidate, shape (n_candidates,).
-        index: flat position of each candidate, shape (n_candidates,).
-        n_events: number of events.
-    """
-    # lexsort: last key is primary; -key puts the largest first and NaN last.
-    order = np.lexsort((index, -key, owner))
-    owner, index = owner[order], index[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = owner[1:] != owner[:-1]
-    leading = np.full(n_events, -1, dtype=np.int64)
-    leading[owner[first]] = index[first]
-    return leading
-
-
-def _delta_r(
-    eta: np.ndarray, phi: np.ndarray, other_eta: np.ndarray, other_phi: np.ndarray
-) -> np.ndarray:
-    """Delta R = sqrt(Delta phi^2 + Delta eta^2), Delta phi wrapped into [-pi, pi): the
-    formula and operation order of vector's ``deltaR``, on plain arrays of one shape.
-
-    The detector simulation wraps phi the same way (``sim.detector.response.wrap_phi``); the
-    analysis layer imports nothing of the package and the simulation only itself, so each
-    writes this line, and tests/test_features.py checks that the two and vector agree."""
-    delta_phi = (phi - other_phi + np.pi) % (2 * np.pi) - np.pi
-    return np.sqrt(delta_phi**2 + (eta - other_eta) ** 2)
-
-
-def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """values[index] in the branch's floating-point type (float64 for integers), NaN where
-    index is -1. The kinematics are computed in the type stored in the file."""
-    dtype = values.dtype if values.dtype.kind == "f" else np.float64
-    taken = np.full(len(index), np.nan, dtype=dtype)
-    present = index >= 0
-    taken[present] = values[index[present]]
-    return taken
-
-
-def _objects(flat: _Flat, index: np.ndarray) -> object:
-    """vector Momentum4D array of the objects at flat positions ``index`` (-1: NaN)."""
-    return vector.array(
-        {name: _take(flat.fields[name], index) for name in ("pt", "eta", "phi", "mass")}
-    )
-
-
 def _nonfinite_gen(
-    flats: dict[str, _Flat], genmet: dict[str, np.ndarray], n_events: int
+    flats: dict[str, Flat], genmet: dict[str, np.ndarray], n_events: int
 ) -> np.ndarray:
     """Per event: does any GEN kinematic value (pt, eta, phi, mass) read here fail isfinite?"""
     bad = np.zeros(n_events, dtype=bool)
@@ -239,36 +160,14 @@ def _nonfinite_gen(
     return bad
 
 
-def _closest(flat: _Flat, rank: np.ndarray, eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """Per selected event, the flat index of the object closest in Delta R to a target.
-
-    Arguments:
-        flat: the candidate objects of all events of the chunk.
-        rank: position of each event of the chunk among the selected ones, -1 if not
-            selected, shape (n_events,).
-        eta, phi: the target of each selected event, shape (n_selected,).
-
-    Returns:
-        Shape (n_selected,); -1 where the event has no candidate; ties go to the first.
-    """
-    event_rank = rank[flat.all_owners()]
-    index = np.flatnonzero(event_rank >= 0)
-    owner = event_rank[index]
-    with np.errstate(invalid="ignore"):
-        delta_r = _delta_r(
-            flat.fields["eta"][index], flat.fields["phi"][index], eta[owner], phi[owner]
-        )
-    return _leading(owner, -delta_r, index, len(eta))
-
-
 def _event_ids(events: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(ak.to_numpy(events[name]).astype(np.uint64) for name in ID_FIELDS)  # type: ignore[return-value]
 
 
 def _candidates(
     obj: GenObject,
-    flat: _Flat,
-    selected: dict[str, tuple[_Flat, np.ndarray]],
+    flat: Flat,
+    selected: dict[str, tuple[Flat, np.ndarray]],
     n_events: int,
 ) -> np.ndarray:
     """Per event, the flat index of the object `obj` (-1 if none): the highest-pT candidate
@@ -299,10 +198,10 @@ def _candidates(
         other_flat, other_index = selected[other]
         present = other_index[owner] >= 0
         candidates, owner = candidates[present], owner[present]
-        other_eta = _take(other_flat.fields["eta"], other_index)
-        other_phi = _take(other_flat.fields["phi"], other_index)
+        other_eta = take(other_flat.fields["eta"], other_index)
+        other_phi = take(other_flat.fields["phi"], other_index)
         with np.errstate(invalid="ignore"):
-            delta_r = _delta_r(
+            delta_r = angular_distance(
                 fields["eta"][candidates],
                 fields["phi"][candidates],
                 other_eta[owner],
@@ -310,7 +209,7 @@ def _candidates(
             )
             away = delta_r > obj.delta_r_min
         candidates, owner = candidates[away], owner[away]
-    return _leading(owner, fields["pt"][candidates], candidates, n_events)
+    return leading(owner, fields["pt"][candidates], candidates, n_events)
 
 
 def _feature_vectors(
@@ -329,13 +228,13 @@ def _feature_vectors(
 
 def _gen_objects(
     analysis: AnalysisDefinition,
-    selected: dict[str, tuple[_Flat, np.ndarray]],
+    selected: dict[str, tuple[Flat, np.ndarray]],
     genmet: dict[str, np.ndarray],
     events: np.ndarray,
 ) -> dict[str, object]:
     """The selected GEN objects (and MET) of the events at positions `events`."""
     objects: dict[str, object] = {
-        name: _objects(flat, index[events]) for name, (flat, index) in selected.items()
+        name: objects_at(flat, index[events]) for name, (flat, index) in selected.items()
     }
     if analysis.met:
         objects["met"] = MissingET(genmet["pt"][events], genmet["phi"][events])
@@ -355,7 +254,7 @@ def _reco_features(
     rank = np.full(n_input, -1, dtype=np.int64)
     rank[passed] = np.arange(len(passed))
     flats = {
-        name: _flat(events[name], RECO_OBJECT_FIELDS)
+        name: read_flat(events[name], RECO_OBJECT_FIELDS)
         for name in dict.fromkeys(o.reco for o in analysis.objects)
     }
     reco_objects: dict[str, object] = {}
@@ -364,17 +263,17 @@ def _reco_features(
         gen = gen_objects[obj.name]
         gen_eta, gen_phi = np.asarray(gen.eta), np.asarray(gen.phi)  # type: ignore[attr-defined]
         flat = flats[obj.reco]
-        index = _closest(flat, rank, gen_eta, gen_phi)
+        index = closest(flat, rank, gen_eta, gen_phi)
         if obj.match_delta_r_max is not None:
             with np.errstate(invalid="ignore"):
-                delta_r = _delta_r(
-                    _take(flat.fields["eta"], index),
-                    _take(flat.fields["phi"], index),
+                delta_r = angular_distance(
+                    take(flat.fields["eta"], index),
+                    take(flat.fields["phi"], index),
                     gen_eta,
                     gen_phi,
                 )
             index = np.where(delta_r < obj.match_delta_r_max, index, -1)
-        reco = _objects(flat, index)
+        reco = objects_at(flat, index)
         reco_objects[obj.name] = reco
         if obj.match_pt_residual_max is not None:
             gen_pt = np.asarray(gen.pt)  # type: ignore[attr-defined]
@@ -395,7 +294,7 @@ def build_features(events: ak.Array, analysis: AnalysisDefinition) -> EventFeatu
     """Apply the GEN selection of `analysis` and compute GEN (and, when present, RECO)
     feature vectors.
 
-    Each branch is read once as a flat numpy array (see ``_flat``); the selection and
+    Each branch is read once as a flat numpy array (see ``flat``); the selection and
     matching are vectorized over all objects of the chunk and the kinematics use vector.
 
     Arguments:
@@ -416,11 +315,11 @@ def build_features(events: ak.Array, analysis: AnalysisDefinition) -> EventFeatu
         )
     n_input = len(events)
     flats = {
-        name: _flat(events[name], fields)
+        name: read_flat(events[name], fields)
         for name, fields in gen_fields(analysis).items()
         if name in GEN_COLLECTIONS
     }
-    selected: dict[str, tuple[_Flat, np.ndarray]] = {}
+    selected: dict[str, tuple[Flat, np.ndarray]] = {}
     for obj in analysis.objects:
         flat = flats[obj.collection]
         selected[obj.name] = (flat, _candidates(obj, flat, selected, n_input))
