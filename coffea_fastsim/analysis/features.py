@@ -145,7 +145,6 @@ def has_reco_branches(events: ak.Array, analysis: AnalysisDefinition) -> bool:
     return all(name in present for name in _branches(required))
 
 
-@dataclass(frozen=True)
 def _nonfinite_gen(
     flats: dict[str, Flat], genmet: dict[str, np.ndarray], n_events: int
 ) -> np.ndarray:

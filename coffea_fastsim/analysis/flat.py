@@ -7,6 +7,8 @@ costs far less than awkward operations on lazy arrays.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import awkward as ak
 import numpy as np
 import vector
@@ -14,6 +16,7 @@ import vector
 __all__ = ["Flat", "angular_distance", "closest", "leading", "objects_at", "read_flat", "take"]
 
 
+@dataclass(frozen=True)
 class Flat:
     """One jagged collection as flat numpy arrays.
 
