@@ -30,6 +30,11 @@ DL vs RECO vs GEN.
 """
 
 
+def _add_analysis(parser: argparse.ArgumentParser, default: str | None = "wjets") -> None:
+    help_ = "a built-in analysis ('coffea-fastsim analyses') or path/to/file.py:NAME"
+    parser.add_argument("--analysis", default=default, help=f"{help_} (default: {default})")
+
+
 def _add_generate(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "generate",
@@ -49,12 +54,7 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
         "-n", "--events", type=int, default=None, help="number of Pythia events to generate"
     )
     parser.add_argument("--preset", default=None, help="named sample set: paper, small")
-    parser.add_argument(
-        "--process",
-        default="wjets",
-        help="hard process: wjets (W->mu nu + jet), zmumu (Z/gamma*->mu mu + jet, "
-        "50 < m < 150 GeV); default: %(default)s",
-    )
+    parser.add_argument("--process", default="wjets", help="wjets (default) or zmumu")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     parser.add_argument(
         "--workers", type=int, default=None, help="parallel processes (default: number of cores)"
@@ -111,12 +111,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("inputs", type=Path, nargs="+", help="GEN+RECO ROOT files")
     parser.add_argument("-o", "--output", type=Path, required=True, help="model file to write")
-    parser.add_argument(
-        "--analysis",
-        default="wjets",
-        help="analysis definition: a built-in (see 'coffea-fastsim analyses') or "
-        "path/to/file.py:NAME (default: %(default)s)",
-    )
+    _add_analysis(parser)
     parser.add_argument(
         "--epochs", type=int, default=100, help="maximum number of epochs (default: 100)"
     )
@@ -177,12 +172,7 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("test_sample", type=Path, help="GEN+RECO ROOT file (not used in training)")
-    parser.add_argument(
-        "--analysis",
-        default="wjets",
-        help="analysis definition: a built-in (see 'coffea-fastsim analyses') or "
-        "path/to/file.py:NAME (default: %(default)s)",
-    )
+    _add_analysis(parser)
     parser.add_argument(
         "--model",
         type=Path,
@@ -231,12 +221,7 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--analysis",
-        default="wjets",
-        help="analysis definition: a built-in (see 'coffea-fastsim analyses') or "
-        "path/to/file.py:NAME (default: %(default)s)",
-    )
+    _add_analysis(parser)
     parser.add_argument(
         "--executor",
         choices=("iterative", "futures", "dask"),
@@ -291,8 +276,7 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
         help="run the surrogate on GEN (or GEN+RECO) files with coffea's Runner",
         description=(
             "Run FastSimProcessor over NanoAOD-like files: select the analysis's events at GEN "
-            "level, "
-            "evaluate the surrogate, fill GEN/DL(/RECO) histograms (saved as histograms.coffea, "
+            "level, evaluate the surrogate, fill GEN/DL(/RECO) histograms (histograms.coffea, "
             "read with coffea.util.load) and write the DL dataset (Parquet, one file per chunk)."
         ),
     )
@@ -321,12 +305,7 @@ def _add_plot(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("histograms", type=Path, help="histograms.coffea written by 'run'")
-    parser.add_argument(
-        "--analysis",
-        default=None,
-        help="analysis definition: a built-in (see 'coffea-fastsim analyses') or "
-        "path/to/file.py:NAME (default: every observable in the file)",
-    )
+    _add_analysis(parser, None)
     parser.add_argument(
         "-o", "--output-dir", type=Path, required=True, help="directory for the figures"
     )
@@ -338,9 +317,8 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="the whole path on the embedded sample and model (about a minute)",
         description=(
-            "Run the surrogate shipped in data/ on the embedded GEN+RECO sample of a built-in "
-            "analysis (--analysis wjets or zmumu) with coffea's Runner, write histograms, plots "
-            "and the DL dataset, and print where they are."
+            "Run the surrogate shipped in data/ on the embedded GEN+RECO sample of --analysis "
+            "with coffea's Runner, write histograms, plots and the DL dataset, and print where."
         ),
     )
     parser.add_argument(
@@ -355,18 +333,6 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(chunksize=2000)
 
 
-def _add_analyses(subparsers: argparse._SubParsersAction) -> None:
-    subparsers.add_parser(
-        "analyses",
-        help="list the built-in analyses and their features",
-        description=(
-            "List the built-in analysis definitions: name, description, feature vector and "
-            "auxiliary observables. A user's own is given as --analysis path/to/file.py:NAME "
-            "(docs/analyses.md)."
-        ),
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``coffea-fastsim`` command."""
     parser = argparse.ArgumentParser(
@@ -376,14 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (
-        _add_generate,
-        _add_train,
-        _add_validate,
-        _add_run,
-        _add_plot,
-        _add_demo,
-        _add_analyses,
-    ):
+    for add in (_add_generate, _add_train, _add_validate, _add_run, _add_plot, _add_demo):
         add(subparsers)
+    subparsers.add_parser("analyses", help="list the built-in analyses and their features")
     return parser
