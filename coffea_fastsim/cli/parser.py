@@ -10,12 +10,11 @@ from coffea_fastsim.processing.run import DEFAULT_PROCESSOR
 
 __all__ = ["build_parser"]
 
-
 DESCRIPTION = """\
 Analysis-specific deep-learning fast simulation for coffea.
 
-A neural network, trained on GEN+RECO pairs from a detector simulation, turns the W(->mu nu)+jet
-GEN feature vector (muon and jet momenta, log jet mass, MET) into a RECO-like one in microseconds.
+A neural network, trained on GEN+RECO pairs from a detector simulation, turns an analysis's GEN
+feature vector (W+jet, Z+jet or your own definition) into a RECO-like one in microseconds.
 Typical use: generate (or bring) a GEN+RECO sample, train a surrogate on it, check it with the
 fidelity suite, then run it on many GEN-only events with coffea's processor.Runner, and plot
 DL vs RECO vs GEN.
@@ -344,5 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_generate, _add_train, _add_validate, _add_run, _add_plot, _add_demo):
         add(subparsers)
-    subparsers.add_parser("analyses", help="list the built-in analyses and their features")
+    what = "the built-in analyses with their features and auxiliary observables"
+    about = f"List {what}; your own is --analysis path/to/file.py:NAME (docs/analyses.md)."
+    subparsers.add_parser("analyses", help=f"list {what}", description=about)
     return parser
