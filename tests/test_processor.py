@@ -80,6 +80,7 @@ def test_outputs_match_the_input(embedded_sample, embedded_model, reference):
         "gen_nonfinite": 0,
         "gen_selected": len(features),
         "reco_matched": int(features.reco_valid.sum()),
+        "dl_events": len(features),
         "dl_nonfinite": 0,
     }
     assert reference["files"] == {

@@ -156,6 +156,7 @@ def _run_options(
         write_dataset=not args.no_dataset,
         skip_bad_files=args.skip_bad_files,
         resume=not args.no_resume,
+        oversample=args.oversample,
         root_file=args.root,
     )
 

@@ -249,6 +249,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-event DL noise")
     parser.add_argument("--no-dataset", action="store_true", help="do not write the DL dataset")
     parser.add_argument(
+        "--oversample",
+        type=int,
+        default=1,
+        metavar="K",
+        help="simulate each selected GEN event K times with independent noise; histograms "
+        "weighted 1/K with errors that count an event's replicas together, the DL dataset "
+        "gains a replica column (default: 1; see docs/oversampling.md)",
+    )
+    parser.add_argument(
         "--root",
         type=Path,
         default=None,

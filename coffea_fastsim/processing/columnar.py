@@ -26,6 +26,7 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
+import torch
 
 from coffea_fastsim.analysis.definition import AnalysisDefinition
 from coffea_fastsim.analysis.features import (
@@ -103,15 +104,19 @@ class _PartitionSimulation:
         self.sources = sources
 
     def _columns(self, events: ak.Array) -> ak.Array:
+        if self.config.threads is not None:
+            torch.set_num_threads(self.config.threads)
         analysis = self.analysis
         if "reco" not in self.sources:
             # dask reads only the branches touched while tracing: hide RECO from the selection.
             reco = reco_fields(analysis)
             events = events[[name for name in events.fields if name not in reco]]
         features = build_features(events, analysis)
-        dl = simulate(_engine(self.config), features)
+        dl = simulate(_engine(self.config), features, self.config.oversample)
         columns: dict[str, Any] = _identity_columns(features, dl.source)
         if self.sources == ("dl",):
+            if dl.oversample > 1:
+                columns["replica"] = dl.replica
             names = analysis.feature_names
             columns.update({name: dl.features[:, i] for i, name in enumerate(names)})
             return ak.zip(columns, depth_limit=1)
@@ -124,8 +129,10 @@ class _PartitionSimulation:
 
     def _empty(self) -> ak.Array:
         """A length-0 output of the same form as :meth:`_columns`'s."""
-        ids = {name: np.zeros(0, dtype=np.uint64) for name in ID_FIELDS}
+        ids: dict[str, np.ndarray] = {name: np.zeros(0, dtype=np.uint64) for name in ID_FIELDS}
         if self.sources == ("dl",):
+            if self.config.oversample > 1:
+                ids["replica"] = np.zeros(0, dtype=np.uint32)
             features = {name: np.zeros(0, dtype=np.float32) for name in self.analysis.feature_names}
             return ak.zip({**ids, **features}, depth_limit=1)
         observables = {name: np.zeros(0) for name in self.analysis.observable_names}
@@ -164,12 +171,14 @@ def dl_features(events: Any, config: FastSimConfig) -> Any:
     Arguments:
         events: NanoAOD events as a ``dask_awkward.Array`` (``NanoEventsFactory.from_root(
             ..., mode="dask").events()``).
-        config: model, seed and analysis, as for ``FastSimProcessor`` (``output_dir`` and
-            ``threads`` are not used here).
+        config: model, seed, analysis, torch threads per worker and ``oversample``, as for
+            ``FastSimProcessor`` (``output_dir`` is not used: the array is the dataset).
 
     Returns:
         A ``dask_awkward.Array`` of records, one per selected event: ``run``,
-        ``luminosityBlock``, ``event`` (uint64) and the analysis's DL features (float32).
+        ``luminosityBlock``, ``event`` (uint64) and the analysis's DL features (float32);
+        with ``config.oversample`` K > 1, K records per event and a ``replica`` column
+        (uint32), as in the Runner's DL dataset.
     """
     return _map(events, config, ("dl",), "fastsim-dl-features")
 
@@ -189,6 +198,12 @@ def fill_histograms(events: Any, config: FastSimConfig) -> dict[str, Any]:
     dak = _import_dask_awkward()
     import hist.dask
 
+    if config.oversample > 1:
+        raise ValueError(
+            f"config.oversample = {config.oversample}: the errors of oversampled histograms "
+            "need the replicas of each event grouped per chunk, which hist.dask fills cannot "
+            "do; use the Runner (FastSimProcessor) for oversampled histograms"
+        )
     analysis: AnalysisDefinition = config.analysis  # type: ignore[assignment]
     sources = ("gen", "dl", "reco") if has_reco_branches(events, analysis) else ("gen", "dl")
     columns = _map(events, config, sources, "fastsim-observables")

@@ -94,7 +94,9 @@ def build_manifest(
         if dataset_files:
             rows = _dataset_rows(dataset_files)
             record["dataset_rows"] = rows
-            record["dataset_rows_match_selected"] = rows == cutflow.get("gen_selected", 0)
+            # One row per DL event: K per selected event when oversampled.
+            expected = cutflow.get("dl_events", cutflow.get("gen_selected", 0))
+            record["dataset_rows_match_selected"] = rows == expected
         datasets[dataset] = record
     return {
         "package_version": __version__,
@@ -124,7 +126,8 @@ def manifest_problems(manifest: Mapping[str, Any]) -> list[str]:
         if record.get("dataset_rows_match_selected") is False:
             problems.append(
                 f"[{dataset}] DL dataset has {record['dataset_rows']} rows but "
-                f"{record['cutflow'].get('gen_selected')} events were selected"
+                f"{record['cutflow'].get('dl_events', record['cutflow'].get('gen_selected'))} "
+                "DL events were made"
             )
     return problems
 

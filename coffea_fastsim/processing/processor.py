@@ -35,10 +35,10 @@ from coffea_fastsim.analysis.registry import (
     resolve_analysis,
 )
 from coffea_fastsim.processing.dataset import chunk_file_name, write_chunk
-from coffea_fastsim.processing.simulation import simulate
+from coffea_fastsim.processing.simulation import DLEvents, check_oversample, simulate
 from coffea_fastsim.surrogate.inference import SurrogateEngine
 
-__all__ = ["FastSimConfig", "FastSimProcessor"]
+__all__ = ["FastSimConfig", "FastSimProcessor", "chunk_histograms"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,10 @@ class FastSimConfig:
             been trained for it.
         threads: torch CPU threads in each worker; None keeps torch's default (all cores).
             Use 1 when several worker processes share the cores.
+        oversample: K, DL replicas per selected GEN event, each with independent noise and
+            the weight 1 / K; with K > 1 the histograms have Weight storage whose variances
+            count the K replicas of an event as one correlated contribution, and the DL
+            dataset has a ``replica`` column (see docs/oversampling.md).
     """
 
     model: str | os.PathLike
@@ -67,11 +71,52 @@ class FastSimConfig:
     output_dir: str | os.PathLike | None = None
     analysis: str | AnalysisDefinition = DEFAULT_ANALYSIS
     threads: int | None = None
+    oversample: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "analysis", resolve_analysis(self.analysis))
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be a positive integer or None, got {self.threads}")
+        check_oversample(self.oversample)
+
+
+def chunk_histograms(
+    analysis: AnalysisDefinition, features: EventFeatures, dl: DLEvents
+) -> tuple[dict[str, hist.Hist], dict[str, dict[str, np.ndarray]]]:
+    """The histograms of one chunk, and the observables that filled them.
+
+    GEN and RECO (where matched) count each event once; DL fills the K replicas of each
+    event with the weight 1 / K as one group per event (``fill_grouped``, Weight storage)
+    when K > 1, so that the variance of a bin counts an event's replicas together.
+
+    Arguments:
+        analysis: the analysis definition (observables, binning).
+        features: the selected events of the chunk.
+        dl: their DL events (``simulate``).
+
+    Returns:
+        ``(histograms, observables)``: ``make_histograms(analysis)`` filled, and
+        ``observables[sample][name]`` for "gen" (n,), "dl" (n * K,) and, with RECO, "reco"
+        (matched events only).
+    """
+    histograms = make_histograms(analysis, weighted=dl.oversample > 1)
+    observables = {
+        "gen": analysis.observables_of(features.gen),
+        "dl": analysis.observables_of(dl.features),
+    }
+    fill_observables(histograms, "gen", observables["gen"])
+    groups = dl.source if dl.oversample > 1 else None
+    gen_of_dl = {name: values[dl.source] for name, values in observables["gen"].items()}
+    fill_observables(histograms, "dl", observables["dl"], groups, dl.weight)
+    fill_residuals(histograms, "dl", observables["dl"], gen_of_dl, groups, dl.weight)
+    if features.has_reco:
+        valid = features.reco_valid
+        reco = analysis.observables_of(features.reco[valid])  # type: ignore[index]
+        gen_of_valid = {name: values[valid] for name, values in observables["gen"].items()}
+        fill_observables(histograms, "reco", reco)
+        fill_residuals(histograms, "reco", reco, gen_of_valid)
+        observables["reco"] = reco
+    return histograms, observables
 
 
 class FastSimProcessor(processor.ProcessorABC):
@@ -105,6 +150,7 @@ class FastSimProcessor(processor.ProcessorABC):
             {
                 "model": self.model_checksum,
                 "seed": self.config.seed,
+                "oversample": self.config.oversample,
                 "analysis": self.analysis.record,
                 "output_dir": None
                 if self.config.output_dir is None
@@ -120,10 +166,14 @@ class FastSimProcessor(processor.ProcessorABC):
 
         The default gives the definition's regions: ``NAME_yields`` (events per sample) and
         ``NAME_OBSERVABLE`` (its histogram in the region); subclasses may add more.
+        With ``oversample`` K > 1, ``observables["dl"]`` holds the K replicas of each event
+        (n * K values), each of weight ``1 / config.oversample``.
         """
         output: dict[str, Any] = {}
         for region in self.analysis.regions:
-            output.update(_region_outputs(self.analysis, region, observables))
+            output.update(
+                _region_outputs(self.analysis, region, observables, self.config.oversample)
+            )
         return output
 
     def process(self, events: ak.Array) -> dict[str, Any]:
@@ -152,38 +202,22 @@ class FastSimProcessor(processor.ProcessorABC):
         if self.config.threads is not None:
             torch.set_num_threads(self.config.threads)
         features = build_features(events, self.analysis)
-        dl = simulate(self.engine, features).features
-
-        histograms = make_histograms(self.analysis)
-        observables = {
-            "gen": self.analysis.observables_of(features.gen),
-            "dl": self.analysis.observables_of(dl),
-        }
-        fill_observables(histograms, "gen", observables["gen"])
-        fill_observables(histograms, "dl", observables["dl"])
-        fill_residuals(histograms, "dl", observables["dl"], observables["gen"])
-        if features.has_reco:
-            valid = features.reco_valid
-            reco = self.analysis.observables_of(features.reco[valid])
-            gen_of_valid = {name: values[valid] for name, values in observables["gen"].items()}
-            fill_observables(histograms, "reco", reco)
-            fill_residuals(histograms, "reco", reco, gen_of_valid)
-            observables["reco"] = reco
+        dl = simulate(self.engine, features, self.config.oversample)
+        histograms, observables = chunk_histograms(self.analysis, features, dl)
 
         cutflow = {
             "input": features.n_input,
             "gen_nonfinite": features.n_gen_nonfinite,
             "gen_selected": len(features),
             "reco_matched": int(features.reco_valid.sum()),
-            "dl_nonfinite": int((~np.isfinite(dl).all(axis=1)).sum()),
+            "dl_events": len(dl),
+            "dl_nonfinite": int((~np.isfinite(dl.features).all(axis=1)).sum()),
         }
         filename = str(metadata.get("filename", "events"))
         files = {filename: {"entries": features.n_input, "gen_selected": len(features)}}
         dataset_files = []
         if self.config.output_dir is not None:
-            dataset_files.append(
-                self._write_dataset(features, observables["dl"], metadata, dataset)
-            )
+            dataset_files.append(self._write_dataset(features, dl, metadata, dataset))
         output = {
             "histograms": histograms,
             "cutflow": cutflow,
@@ -196,7 +230,7 @@ class FastSimProcessor(processor.ProcessorABC):
     def _write_dataset(
         self,
         features: EventFeatures,
-        dl_observables: dict[str, np.ndarray],
+        dl: DLEvents,
         metadata: dict[str, Any],
         dataset: str,
     ) -> str:
@@ -206,13 +240,14 @@ class FastSimProcessor(processor.ProcessorABC):
         start = int(metadata.get("entrystart", 0))
         stop = int(metadata.get("entrystop", start + features.n_input))
         columns: dict[str, np.ndarray] = {
-            "run": features.run,
-            "luminosityBlock": features.luminosity_block,
-            "event": features.event,
+            "run": features.run[dl.source],
+            "luminosityBlock": features.luminosity_block[dl.source],
+            "event": features.event[dl.source],
         }
-        columns.update(
-            {name: dl_observables[name].astype(np.float32) for name in self.analysis.feature_names}
-        )
+        if dl.oversample > 1:
+            columns["replica"] = dl.replica
+        features_t = np.ascontiguousarray(dl.features.T)
+        columns.update({name: features_t[i] for i, name in enumerate(self.analysis.feature_names)})
         directory = Path(self.config.output_dir) / dataset  # type: ignore[arg-type]
         return str(write_chunk(directory, chunk_file_name(file_id, start, stop), columns))
 
@@ -223,9 +258,13 @@ class FastSimProcessor(processor.ProcessorABC):
 
 
 def _region_outputs(
-    analysis: AnalysisDefinition, region: Region, observables: dict[str, dict[str, np.ndarray]]
+    analysis: AnalysisDefinition,
+    region: Region,
+    observables: dict[str, dict[str, np.ndarray]],
+    oversample: int = 1,
 ) -> dict[str, Any]:
-    """Yields per sample and the histogram of `region.observable` in the region."""
+    """Yields per sample and the histogram of `region.observable` in the region; DL events
+    weigh 1 / ``oversample`` each (yields in GEN events)."""
     axis = analysis.observable(region.observable)
     histogram = (
         hist.Hist.new.StrCat(list(SAMPLES), name="source", label="Source")
@@ -244,6 +283,12 @@ def _region_outputs(
             [values[name] > cut for name, cut in region.above]
             + [values[name] < cut for name, cut in region.below]
         )
+        if sample == "dl" and oversample > 1:
+            yields[sample] = float(inside.sum() / oversample)
+            histogram.fill(
+                source=sample, **{axis.name: values[axis.name][inside]}, weight=1.0 / oversample
+            )
+            continue
         yields[sample] = int(inside.sum())
         histogram.fill(source=sample, **{axis.name: values[axis.name][inside]})
     return {f"{region.name}_yields": yields, f"{region.name}_{axis.name}": histogram}

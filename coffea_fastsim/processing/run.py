@@ -59,6 +59,7 @@ class RunOptions:
         skip_bad_files: skip unreadable files instead of stopping.
         resume: reuse chunks checkpointed by an earlier run of the same configuration.
         status: show progress bars (on stderr).
+        oversample: K, DL replicas per selected GEN event (``FastSimConfig.oversample``).
         root_file: also write every histogram as TH1D/TH2D to this ROOT file
             (``root_export``); None: no ROOT file.
         analysis: the analysis definition, a built-in name or ``path/to/file.py:NAME``.
@@ -80,6 +81,7 @@ class RunOptions:
     skip_bad_files: bool = False
     resume: bool = True
     status: bool = True
+    oversample: int = 1
     root_file: Path | None = None
     analysis: str = DEFAULT_ANALYSIS
 
@@ -196,6 +198,7 @@ def run_and_save(options: RunOptions) -> RunReport:
         seed=options.seed,
         output_dir=dataset_dir,
         threads=options.torch_threads(),
+        oversample=options.oversample,
     )
     fastsim = processor_class(config)
     result = run_processor(

@@ -14,7 +14,16 @@ import numpy as np
 from coffea_fastsim.analysis.features import EventFeatures
 from coffea_fastsim.surrogate.inference import SurrogateEngine
 
-__all__ = ["DLEvents", "simulate"]
+__all__ = ["DLEvents", "check_oversample", "simulate"]
+
+
+def check_oversample(oversample: int) -> int:
+    """``oversample`` as an int; a TypeError or ValueError naming the argument otherwise."""
+    if isinstance(oversample, bool) or not isinstance(oversample, (int, np.integer)):
+        raise TypeError(f"oversample must be an integer, got {type(oversample).__name__}")
+    if oversample < 1:
+        raise ValueError(f"oversample must be a positive integer, got {oversample}")
+    return int(oversample)
 
 
 @dataclass(frozen=True)
@@ -23,8 +32,8 @@ class DLEvents:
 
     Arguments:
         features: DL feature vectors, shape (n * K, n_features), float32, in the order of the
-            analysis's features;
-            event-major: rows i * K ... i * K + K - 1 are the replicas of selected event i.
+            analysis's features; replica-major: rows r * n ... r * n + n - 1 are replica r
+            of the n events.
         source: row in the ``EventFeatures`` of each DL event, shape (n * K,), int64.
         replica: replica index of each DL event, 0 ... K - 1, shape (n * K,), uint32.
         oversample: K, the replicas per GEN event; each carries the weight 1 / K.
@@ -44,18 +53,27 @@ class DLEvents:
         return 1.0 / self.oversample
 
 
-def simulate(engine: SurrogateEngine, features: EventFeatures) -> DLEvents:
-    """DL features of the selected events of a chunk.
+def simulate(engine: SurrogateEngine, features: EventFeatures, oversample: int = 1) -> DLEvents:
+    """DL features of the selected events of a chunk, ``oversample`` replicas each.
+
+    Replica r of an event draws its noise with the replica index r in the noise key, so the
+    replicas are independent and each is reproducible whatever the chunking; replica 0 is
+    the DL event of a run without oversampling.
 
     Arguments:
         engine: the surrogate and the noise seed.
         features: the selected events of a chunk (``build_features``), n of them.
+        oversample: K >= 1, replicas per event.
     """
+    oversample = check_oversample(oversample)
     n_events = len(features)
-    dl = engine.predict(features.gen, features.run, features.luminosity_block, features.event)
+    ids = (features.run, features.luminosity_block, features.event)
+    replicas = [
+        engine.predict(features.gen, *ids, replica=replica) for replica in range(oversample)
+    ]
     return DLEvents(
-        features=dl,
-        source=np.arange(n_events, dtype=np.int64),
-        replica=np.zeros(n_events, dtype=np.uint32),
-        oversample=1,
+        features=np.concatenate(replicas) if oversample > 1 else replicas[0],
+        source=np.tile(np.arange(n_events, dtype=np.int64), oversample),
+        replica=np.repeat(np.arange(oversample, dtype=np.uint32), n_events),
+        oversample=oversample,
     )

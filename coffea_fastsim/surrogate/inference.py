@@ -311,6 +311,7 @@ class SurrogateEngine:
         run: np.ndarray,
         luminosity_block: np.ndarray,
         event: np.ndarray,
+        replica: int = 0,
     ) -> np.ndarray:
         """RECO-like features x_DL = mu + sigma * eps of each event.
 
@@ -348,7 +349,7 @@ class SurrogateEngine:
                 chunk = slice(start, start + chunk_size)
                 ids = (run[chunk], luminosity_block[chunk], event[chunk])
                 try:
-                    eps = self._noise(ids, gen.shape[1])
+                    eps = self._noise(ids, gen.shape[1], replica)
                     x_gen = torch.from_numpy(gen[chunk].astype(np.float32)).to(self.device)
                     x_dl = _evaluate_blocks(module, self._gaussian_weights, x_gen, eps, rows)
                 except torch.OutOfMemoryError as error:
@@ -358,13 +359,15 @@ class SurrogateEngine:
                 start += chunk_size
         return output
 
-    def _noise(self, ids: tuple[np.ndarray, np.ndarray, np.ndarray], n_features: int) -> Tensor:
+    def _noise(
+        self, ids: tuple[np.ndarray, np.ndarray, np.ndarray], n_features: int, replica: int
+    ) -> Tensor:
         """The per-event noise of a chunk on the engine's device: numpy's ``event_noise``
         on the CPU; on CUDA, ``event_noise_tensor`` computed on the device, which moves
         24 bytes per event instead of 36 and keeps the hash off the CPU."""
         if self.device.type == "cuda":
             return event_noise_tensor(self.seed, *ids, n_features, device=self.device)
-        return torch.from_numpy(event_noise(self.seed, *ids, n_features))
+        return torch.from_numpy(event_noise(self.seed, *ids, n_features, replica))
 
     def _smaller_chunk(self, chunk_size: int, error: BaseException) -> int:
         """Half of ``chunk_size`` after an out-of-memory error, or a clear error below the floor.

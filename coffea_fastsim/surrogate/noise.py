@@ -113,6 +113,7 @@ def event_noise(
     luminosity_block: np.ndarray,
     event: np.ndarray,
     n_features: int = 9,
+    replica: int = 0,
 ) -> np.ndarray:
     """Standard normal noise, a pure function of the seed and each event's identity.
 
@@ -139,6 +140,9 @@ def event_noise(
     for start in range(0, len(run_ids), _BLOCK_EVENTS):
         block = slice(start, start + _BLOCK_EVENTS)
         keys = _event_keys(int(seed), run_ids[block], lumi_ids[block], event_ids[block])
+        if replica:
+            keys += np.uint64(replica * int(_GOLDEN_GAMMA) & _UINT64_MAX)
+            _mix_inplace(keys)
         noise[block] = _normals_block(keys, n_pairs)[:n_features].T
     return noise
 
