@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import warnings
 from pathlib import Path
 
 import dask
@@ -26,7 +24,7 @@ from dask.distributed import Client, LocalCluster
 from processor import make_input
 from timing import best_rate
 
-from coffea_fastsim.cli import NANOAOD_WARNING_FILTER
+from coffea_fastsim.analysis.reading import ignore_nanoaod_warnings
 from coffea_fastsim.embedded import embedded_model
 from coffea_fastsim.processing.columnar import fill_histograms
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
@@ -50,8 +48,7 @@ def dask_awkward_run(path: Path, n_events: int, chunksize: int, scheduler: objec
 
 
 def main() -> None:
-    os.environ.setdefault("PYTHONWARNINGS", NANOAOD_WARNING_FILTER)
-    warnings.filterwarnings("ignore", message="Missing cross-reference", category=RuntimeWarning)
+    ignore_nanoaod_warnings()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=400_000)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/fastsim-bench"))

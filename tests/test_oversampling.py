@@ -77,6 +77,7 @@ def test_weights_and_cutflow(runs):
     assert np.any(dl.variance > 1.5 * dl.value / 4)
 
 
+@pytest.mark.slow
 def test_chunking_does_not_change_oversampled_histograms(runs, tmp_path):
     reference, _ = runs[4]
     output, _ = run(tmp_path, 4, chunksize=1100)

@@ -319,6 +319,8 @@ class SurrogateEngine:
             gen_features: GEN features, shape (n_events, n_features), physical units, in
                 the order of the model's features.
             run, luminosity_block, event: event identity, each shape (n_events,), integers.
+            replica: index of an independent draw of the same events (oversampling); 0 is
+                the nominal one.
 
         Returns:
             x_DL, shape (n_events, n_features), float32, physical units; (0, n_features)
@@ -364,10 +366,11 @@ class SurrogateEngine:
     ) -> Tensor:
         """The per-event noise of a chunk on the engine's device: numpy's ``event_noise``
         on the CPU; on CUDA, ``event_noise_tensor`` computed on the device, which moves
-        24 bytes per event instead of 36 and keeps the hash off the CPU."""
-        if self.device.type == "cuda":
+        24 bytes per event instead of 36 and keeps the hash off the CPU (replica 0; the
+        other replicas' noise is made on the CPU and moved)."""
+        if self.device.type == "cuda" and replica == 0:
             return event_noise_tensor(self.seed, *ids, n_features, device=self.device)
-        return torch.from_numpy(event_noise(self.seed, *ids, n_features, replica))
+        return torch.from_numpy(event_noise(self.seed, *ids, n_features, replica)).to(self.device)
 
     def _smaller_chunk(self, chunk_size: int, error: BaseException) -> int:
         """Half of ``chunk_size`` after an out-of-memory error, or a clear error below the floor.

@@ -126,6 +126,8 @@ def event_noise(
         luminosity_block: luminosity block numbers, shape (n_events,).
         event: event numbers, shape (n_events,).
         n_features: number of independent normals per event.
+        replica: index of an independent draw of the same events: replica r > 0 replaces
+            the key by h(key + r * 0x9E3779B97F4A7C15); replica 0 keeps it.
 
     Returns:
         Noise of shape (n_events, n_features), float32, each entry N(0, 1).
