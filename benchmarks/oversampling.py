@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from coffea_fastsim.analysis.reading import read_features
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.surrogate.inference import SurrogateEngine
 from coffea_fastsim.validation.oversampling import measure_errors
@@ -40,13 +41,19 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("docs/figures/oversampling"))
     args = parser.parse_args()
     torch.set_num_threads(1)  # many small evaluations
-    population = read_features(embedded_sample())
+    population = read_features(embedded_sample(), WJETS)
     engine = SurrogateEngine(embedded_model(), seed=5)
     rows = []
     filled = None
     for oversample in OVERSAMPLING:
         measured = measure_errors(
-            engine, population, oversample, n_samples=args.samples, mean_size=args.size, seed=1
+            WJETS,
+            engine,
+            population,
+            oversample,
+            n_samples=args.samples,
+            mean_size=args.size,
+            seed=1,
         )
         if filled is None:
             filled = measured.mean > 5  # the same bins for every K

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from coffea_fastsim.analysis.observables import FEATURE_NAMES
 from coffea_fastsim.analysis.reading import read_features
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.processing.dataset import read_dataset
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
@@ -45,7 +45,7 @@ def test_replica_zero_is_the_run_without_oversampling(runs):
     assert np.bincount(replicas).tolist() == [len(single)] * 4
     first = by_identity(oversampled[replicas == 0])
     single = by_identity(ak.with_field(single, np.zeros(len(single), np.uint32), "replica"))
-    for name in FEATURE_NAMES:
+    for name in WJETS.feature_names:
         assert np.array_equal(ak.to_numpy(first[name]), ak.to_numpy(single[name])), name
 
 
@@ -112,7 +112,9 @@ def test_errors_agree_with_the_spread_of_independent_samples(oversample):
     stored error (pooled over the well-filled bins of two observables); the naive error of
     K weights 1/K per event, sum w^2, is clearly too small."""
     engine = SurrogateEngine(embedded_model(), seed=5)
-    measured = measure_errors(engine, read_features(embedded_sample()), oversample, seed=1)
+    measured = measure_errors(
+        WJETS, engine, read_features(embedded_sample(), WJETS), oversample, seed=1
+    )
     filled = measured.mean > 5
     assert filled.sum() > 20
     # Relative error of the pooled ratio: about sqrt(2 / 149 / n_bins) ~ 2.5 %, bins correlated.

@@ -248,23 +248,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-event DL noise")
     parser.add_argument("--no-dataset", action="store_true", help="do not write the DL dataset")
-    parser.add_argument(
-        "--oversample",
-        type=int,
-        default=1,
-        metavar="K",
-        help="simulate each selected GEN event K times with independent noise; histograms "
-        "weighted 1/K with errors that count an event's replicas together, the DL dataset "
-        "gains a replica column (default: 1; see docs/oversampling.md)",
-    )
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=None,
-        metavar="FILE.root",
-        help="also write every histogram as TH1D to FILE.root, named DATASET/NAME__SOURCE "
-        "(see docs/root-export.md)",
-    )
+    parser.add_argument("--oversample", type=int, default=1, help="DL replicas K per GEN event")
+    parser.add_argument("--root", type=Path, help="also write the histograms as TH1D there")
     parser.add_argument(
         "--skip-bad-files",
         action="store_true",

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from coffea_fastsim.analysis.definition import AnalysisDefinition
 from coffea_fastsim.analysis.features import EventFeatures
 from coffea_fastsim.processing.processor import chunk_histograms
 from coffea_fastsim.processing.simulation import simulate
@@ -66,6 +67,7 @@ class ErrorMeasurement:
 
 
 def measure_errors(
+    analysis: AnalysisDefinition,
     engine: SurrogateEngine,
     population: EventFeatures,
     oversample: int,
@@ -81,7 +83,7 @@ def measure_errors(
     contents, variances = [], []
     for label in range(n_samples):
         events = independent_sample(population, mean_size, rng, label)
-        histograms, _ = chunk_histograms(events, simulate(engine, events, oversample))
+        histograms, _ = chunk_histograms(analysis, events, simulate(engine, events, oversample))
         views = [histograms[name]["dl", :] for name in observables]
         contents.append(np.concatenate([view.values() for view in views]))
         variances.append(np.concatenate([view.variances() for view in views]))
