@@ -34,7 +34,9 @@ def runner_output(tmp_path_factory):
     config = FastSimConfig(model=embedded_model(), seed=SEED, output_dir=directory)
     fileset = make_fileset([embedded_sample()], "wjets")
     result = run_processor(fileset, FastSimProcessor(config), chunksize=3000, status=False)
-    return result.output["wjets"], read_dataset(directory / "wjets", auxiliary=False)
+    output = result.output["wjets"]
+    files = output["dataset_files"]
+    return output, read_dataset(directory / "wjets", auxiliary=False, files=files)
 
 
 @pytest.fixture(scope="module")

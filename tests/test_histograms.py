@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def test_dataset_chunks_are_written_atomically_and_read_back(tmp_path):
     write_chunk(tmp_path, name_b, {"event": np.array([11, 12], dtype=np.uint64), "x": np.ones(2)})
     write_chunk(tmp_path, name_a, {"event": np.array([1], dtype=np.uint64), "x": np.zeros(1)})
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name_a, name_b])
-    data = read_dataset(tmp_path)
+    data = read_dataset(tmp_path, files=[tmp_path / name_b, tmp_path / name_a])
     assert data["event"].tolist() == [1, 11, 12]
 
 
@@ -77,12 +78,12 @@ def test_interrupted_write_leaves_previous_file_intact(tmp_path, monkeypatch):
         write_chunk(tmp_path, name, {"event": np.array([7, 8, 9], dtype=np.uint64)})
     assert [p.name for p in tmp_path.iterdir()] == [name]
     monkeypatch.undo()
-    assert read_dataset(tmp_path)["event"].tolist() == [1, 2]
+    assert read_dataset(tmp_path, files=[tmp_path / name])["event"].tolist() == [1, 2]
 
 
 def test_reading_an_empty_dataset_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no DL dataset files"):
-        read_dataset(tmp_path)
+        read_dataset(tmp_path, files=[])
 
 
 def test_grouped_fill_sums_each_group_per_bin_before_squaring():
@@ -127,3 +128,33 @@ def test_grouped_variance_matches_the_spread_of_independent_samples(replicas):
     naive_ratio = spread.sum() / np.mean(naive, axis=0).sum()
     if replicas > 1:
         assert naive_ratio > 1.5
+
+
+def _run_folder(tmp_path: Path, rows: int, complete: bool = True) -> Path:
+    """A run folder whose manifest lists one chunk file of ``rows`` rows."""
+    directory = tmp_path / "dataset" / "events"
+    listed = write_chunk(directory, chunk_file_name("f", 0, 2), {"event": np.arange(2)})
+    write_chunk(directory, chunk_file_name("f", 0, 1), {"event": np.arange(5)})  # stale
+    record = {"dataset_files": [str(listed)], "dataset_rows": rows}
+    manifest = {"complete": complete, "datasets": {"events": record}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    return directory
+
+
+def test_only_the_files_the_manifest_lists_are_read(tmp_path):
+    assert read_dataset(_run_folder(tmp_path, rows=2))["event"].tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("rows", "complete", "message"),
+    [(3, True, "hold 2 rows, the manifest says 3"), (2, False, "not complete")],
+)
+def test_a_dataset_that_does_not_add_up_is_refused(rows, complete, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        read_dataset(_run_folder(tmp_path, rows, complete))
+
+
+def test_a_dataset_without_its_manifest_is_refused(tmp_path):
+    write_chunk(tmp_path / "dataset" / "events", "a.parquet", {"event": np.arange(2)})
+    with pytest.raises(FileNotFoundError, match="no manifest"):
+        read_dataset(tmp_path / "dataset" / "events")

@@ -1,6 +1,8 @@
-"""Per-event noise: normal, independent, and a function of the event identity only."""
+"""Per-event noise: normal, independent, and a function of the event key only."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -8,12 +10,45 @@ import torch
 
 from coffea_fastsim.surrogate.noise import event_noise, event_noise_tensor
 
+UINT6UINT64_MAX = np.iinfo(np.uint64).max
 UINT64_MAX = np.iinfo(np.uint64).max
+MASK = 2**64 - 1
 
 
-def _ids(n: int, first_event: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _gen(n: int, n_columns: int = 9, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(50, 20, (n, n_columns)).astype(np.float32)
+
+
+def _ids(n: int, first_event: int = 0) -> tuple[np.ndarray, ...]:
+    """Identities and GEN features of n events."""
     event = np.arange(first_event, first_event + n, dtype=np.uint64)
-    return np.full(n, 1, np.uint32), (event // 1000).astype(np.uint32), event
+    return np.full(n, 1, np.uint32), (event // 1000).astype(np.uint32), event, _gen(n)
+
+
+def _mix(x: int) -> int:
+    x ^= x >> 30
+    x = x * 0xBF58476D1CE4E5B9 & MASK
+    x ^= x >> 27
+    x = x * 0x94D049BB133111EB & MASK
+    return x ^ (x >> 31)
+
+
+def _reference_noise(seed, run, lumi, event, gen, n_features, replica=0) -> list[float]:
+    """The module docstring's recipe, in plain Python integers and math, for one event."""
+    key = _mix(_mix(_mix(_mix(seed) ^ run) ^ lumi) ^ event)
+    words = [int(b) for b in np.asarray(gen, dtype=np.float32).view(np.uint32)]
+    words += [0] * (len(words) % 2)
+    for low, high in zip(words[0::2], words[1::2], strict=True):
+        key = _mix(key ^ (low | high << 32))
+    if replica:
+        key = _mix((key + replica * 0x9E3779B97F4A7C15) & MASK)
+    pairs = (n_features + 1) // 2
+    stream = [_mix((key + (j + 1) * 0x9E3779B97F4A7C15) & MASK) for j in range(2 * pairs)]
+    radius = [math.sqrt(-2 * math.log(((w >> 11) + 0.5) * 2.0**-53)) for w in stream[:pairs]]
+    angle = [2 * math.pi * ((w >> 40) + 0.5) * 2.0**-24 for w in stream[pairs:]]
+    cosines = [r * math.cos(a) for r, a in zip(radius, angle, strict=True)]
+    sines = [r * math.sin(a) for r, a in zip(radius, angle, strict=True)]
+    return (cosines + sines)[:n_features]
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +57,60 @@ def draws() -> np.ndarray:
     return event_noise(0, *_ids(111_112))
 
 
-def test_known_values() -> None:
-    """The seeding rule is part of the file format: a change would alter every sample."""
-    noise = event_noise(0, np.array([1]), np.array([1]), np.array([1]))
-    expected = [-0.11940234, 0.6984075, -0.7741866, 0.4829238, -1.3101186]
-    np.testing.assert_allclose(noise[0, :5], expected, rtol=1e-6)
-    edge = event_noise(
-        12345, np.array([UINT64_MAX]), np.array([0]), np.array([2**63], np.uint64), 3
+@pytest.mark.parametrize(
+    ("seed", "run", "lumi", "event", "n_features", "replica"),
+    [
+        (0, 1, 1, 1, 9, 0),
+        (12345, UINT64_MAX, 0, 2**63, 3, 0),
+        (7, 1, 2, 3, 9, 1),
+        (7, 1, 2, 3, 10, 2**64 - 1),
+    ],
+)
+def test_matches_the_documented_recipe(seed, run, lumi, event, n_features, replica) -> None:
+    """The key is part of the file format: a change would alter every sample."""
+    gen = _gen(1, seed=seed % 97)
+    noise = event_noise(
+        seed,
+        np.array([run], np.uint64),
+        np.array([lumi], np.uint64),
+        np.array([event], np.uint64),
+        gen,
+        n_features,
+        replica=replica,
     )
-    np.testing.assert_allclose(edge[0], [0.87996435, 0.68608475, -0.8019396], rtol=1e-6)
+    expected = _reference_noise(seed, run, lumi, event, gen[0], n_features, replica)
+    np.testing.assert_allclose(noise[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_repeated_identities_get_independent_noise() -> None:
+    """Events that share (run, lumi, event), e.g. job files that restart the event number,
+    differ in their GEN features and get independent noise."""
+    n = 50_000
+    same = np.ones(n, np.uint64)
+    noise = event_noise(0, same, same, same, _gen(n))
+    assert len(np.unique(noise, axis=0)) == n
+    np.testing.assert_allclose(noise.std(axis=0), 1, atol=5 / np.sqrt(2 * n))
+    assert abs(np.corrcoef(noise[:-1, 0], noise[1:, 0])[0, 1]) < 5 / np.sqrt(n)
+
+
+@pytest.mark.parametrize("column", range(9))
+def test_every_gen_bit_pattern_matters(column: int) -> None:
+    run, lumi, event, gen = _ids(1)
+    changed = gen.copy()
+    changed[0, column] = np.nextafter(changed[0, column], np.float32(np.inf))
+    first = event_noise(0, run, lumi, event, gen)
+    assert not np.any(first == event_noise(0, run, lumi, event, changed))
+
+
+def test_replicas_are_independent_and_replica_zero_is_nominal() -> None:
+    ids = _ids(50_000)
+    nominal = event_noise(3, *ids)
+    np.testing.assert_array_equal(event_noise(3, *ids, replica=0), nominal)
+    first, second = event_noise(3, *ids, replica=1), event_noise(3, *ids, replica=2)
+    for other in (first, second):
+        assert not np.any(other == nominal)
+        assert abs(np.corrcoef(other.ravel(), nominal.ravel())[0, 1]) < 5 / np.sqrt(nominal.size)
+    assert not np.any(first == second)
 
 
 def test_standard_normal(draws: np.ndarray) -> None:
@@ -63,25 +143,22 @@ def test_columns_are_standard_normal(n_features: int) -> None:
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 1000, 8192, 8193, 10_000])
 def test_chunk_invariance(chunk_size: int) -> None:
-    run, lumi, event = _ids(10_000)
-    full = event_noise(7, run, lumi, event)
+    ids = _ids(10_000)
+    full = event_noise(7, *ids)
     chunked = np.concatenate(
         [
-            event_noise(
-                7, run[i : i + chunk_size], lumi[i : i + chunk_size], event[i : i + chunk_size]
-            )
-            for i in range(0, len(run), chunk_size)
+            event_noise(7, *(a[i : i + chunk_size] for a in ids))
+            for i in range(0, len(ids[0]), chunk_size)
         ]
     )
     np.testing.assert_array_equal(chunked, full)
 
 
 def test_order_invariance() -> None:
-    run, lumi, event = _ids(20_000)
-    order = np.random.default_rng(0).permutation(len(run))
+    ids = _ids(20_000)
+    order = np.random.default_rng(0).permutation(len(ids[0]))
     np.testing.assert_array_equal(
-        event_noise(7, run[order], lumi[order], event[order]),
-        event_noise(7, run, lumi, event)[order],
+        event_noise(7, *(a[order] for a in ids)), event_noise(7, *ids)[order]
     )
 
 
@@ -97,8 +174,9 @@ def test_seeds_give_independent_noise() -> None:
     ("run", "lumi", "event"), [(1, 2, 3), (3, 2, 1), (2, 1, 3), (1, 3, 2), (1, 2, 4), (2, 2, 3)]
 )
 def test_each_identity_field_matters(run: int, lumi: int, event: int) -> None:
-    reference = event_noise(0, np.array([1]), np.array([2]), np.array([3]))
-    noise = event_noise(0, np.array([run]), np.array([lumi]), np.array([event]))
+    gen = _gen(1)
+    reference = event_noise(0, np.array([1]), np.array([2]), np.array([3]), gen)
+    noise = event_noise(0, np.array([run]), np.array([lumi]), np.array([event]), gen)
     assert np.array_equal(noise, reference) == ((run, lumi, event) == (1, 2, 3))
 
 
@@ -106,20 +184,22 @@ def test_each_identity_field_matters(run: int, lumi: int, event: int) -> None:
 def test_edge_identities(seed: int) -> None:
     values = np.array([0, 1, UINT64_MAX, UINT64_MAX - 1], dtype=np.uint64)
     run, lumi, event = (a.ravel() for a in np.meshgrid(values, values, values))
-    noise = event_noise(seed, run, lumi, event)
+    noise = event_noise(seed, run, lumi, event, np.zeros((len(run), 9), np.float32))
     assert np.isfinite(noise).all()
     assert len(np.unique(noise[:, 0])) == len(run)
 
 
 def test_empty_input() -> None:
     empty = np.array([], dtype=np.uint64)
-    assert event_noise(0, empty, empty, empty).shape == (0, 9)
+    assert event_noise(0, empty, empty, empty, np.empty((0, 9))).shape == (0, 9)
 
 
 def test_signed_and_unsigned_ids_agree() -> None:
-    run, lumi, event = _ids(100)
-    signed = event_noise(0, run.astype(np.int64), lumi.astype(np.int32), event.astype(np.int64))
-    np.testing.assert_array_equal(signed, event_noise(0, run, lumi, event))
+    run, lumi, event, gen = _ids(100)
+    signed = (run.astype(np.int64), lumi.astype(np.int32), event.astype(np.int64))
+    np.testing.assert_array_equal(
+        event_noise(0, *signed, gen), event_noise(0, run, lumi, event, gen)
+    )
 
 
 @pytest.mark.parametrize(
@@ -137,7 +217,20 @@ def test_signed_and_unsigned_ids_agree() -> None:
 def test_invalid_input(arguments: tuple, error: type[Exception], message: str) -> None:
     seed, *ids = arguments
     with pytest.raises(error, match=message):
-        event_noise(seed, *(np.array(a) for a in ids))
+        event_noise(seed, *(np.array(a) for a in ids), _gen(1))
+
+
+@pytest.mark.parametrize("shape", [(2, 9), (1,), (1, 2, 9)])
+def test_gen_features_of_another_shape_are_refused(shape: tuple[int, ...]) -> None:
+    ids = np.array([1], np.uint64)
+    with pytest.raises(ValueError, match="gen_features must have shape"):
+        event_noise(0, ids, ids, ids, np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("replica", [-1, 2**64, 1.0])
+def test_invalid_replica(replica) -> None:
+    with pytest.raises((ValueError, TypeError), match="replica"):
+        event_noise(0, *_ids(2), replica=replica)
 
 
 def test_invalid_feature_count() -> None:
@@ -155,8 +248,12 @@ def test_torch_noise_is_the_same_noise(seed: int, n_features: int) -> None:
     run = rng.integers(0, 2**32, n, dtype=np.uint64)
     lumi = rng.integers(0, 2**32, n, dtype=np.uint64)
     event = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
-    expected = event_noise(seed, run, lumi, event, n_features)
-    got = event_noise_tensor(seed, run, lumi, event, n_features, device="cpu")
+    gen = _gen(n, seed=seed % 1000)
+    gen[:10] = [np.inf, -np.inf, -0.0, 0.0, 1e-45, -1e38, 3.0, 7.0, 9.0][:9]  # edge patterns
+    expected = event_noise(seed, run, lumi, event, gen, n_features, replica=seed % 5)
+    got = event_noise_tensor(
+        seed, run, lumi, event, torch.from_numpy(gen), n_features, replica=seed % 5
+    )
     assert got.dtype == torch.float32
     assert got.shape == (n, n_features)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=1e-6)
@@ -165,7 +262,10 @@ def test_torch_noise_is_the_same_noise(seed: int, n_features: int) -> None:
 
 def test_torch_noise_checks_its_arguments() -> None:
     ids = np.arange(3, dtype=np.uint64)
+    gen = torch.zeros((3, 9))
     with pytest.raises(ValueError, match="seed must be in"):
-        event_noise_tensor(-1, ids, ids, ids)
+        event_noise_tensor(-1, ids, ids, ids, gen)
     with pytest.raises(ValueError, match="negative entries"):
-        event_noise_tensor(0, ids, np.array([1, -1, 2]), ids)
+        event_noise_tensor(0, ids, np.array([1, -1, 2]), ids, gen)
+    with pytest.raises(ValueError, match="gen_features must have shape"):
+        event_noise_tensor(0, ids, ids, ids, gen[:2])

@@ -69,7 +69,8 @@ def test_runner_outputs_are_the_same(twins, tmp_path):
         result = run_processor(
             make_fileset([path], "wjets"), FastSimProcessor(config), chunksize=700, status=False
         )
-        outputs[kind] = (result.output["wjets"], read_dataset(directory / "wjets"))
+        files = result.output["wjets"]["dataset_files"]
+        outputs[kind] = (result.output["wjets"], read_dataset(directory / "wjets", files=files))
     (ttree, ttree_dataset), (rntuple, rntuple_dataset) = outputs["ttree"], outputs["rntuple"]
     assert rntuple["cutflow"] == ttree["cutflow"]
     for name, histogram in ttree["histograms"].items():

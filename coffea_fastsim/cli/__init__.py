@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from coffea_fastsim.cli.parser import build_parser
+from coffea_fastsim.cli.parser import build_parser, parse_arguments
 from coffea_fastsim.processing.run import IncompleteRunError, RunOptions, run_and_save
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -158,6 +158,8 @@ def _run_options(
         resume=not args.no_resume,
         oversample=args.oversample,
         root_file=args.root,
+        replace=args.replace,
+        allow_nonfinite=args.allow_nonfinite,
     )
 
 
@@ -231,12 +233,16 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``coffea-fastsim`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(build_parser(), argv)
     from coffea_fastsim.analysis.reading import ignore_nanoaod_warnings
 
     ignore_nanoaod_warnings()
     try:
         COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        resume = "; rerun it to resume" if args.command in ("run", "demo") else ""
+        print(f"coffea-fastsim {args.command}: interrupted{resume}", file=sys.stderr)
+        return 130
     except IncompleteRunError as error:
         print(f"coffea-fastsim {args.command}: incomplete: {error}", file=sys.stderr)
         return 1

@@ -143,7 +143,10 @@ def plot_histogram_file(
     """
     from coffea.util import load
 
-    output = load(path)
+    try:
+        output = load(path)
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable histograms file ({error})") from error
     if not output:
         raise ValueError(f"{path} holds no dataset")
     dataset = dataset or next(iter(output))

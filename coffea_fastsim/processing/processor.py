@@ -34,11 +34,16 @@ from coffea_fastsim.analysis.registry import (
     check_model_analysis,
     resolve_analysis,
 )
-from coffea_fastsim.processing.dataset import chunk_file_name, write_chunk
+from coffea_fastsim.processing.dataset import check_dataset_name, chunk_file_name, write_chunk
+from coffea_fastsim.processing.identities import EventIdentities
 from coffea_fastsim.processing.simulation import DLEvents, check_oversample, simulate
 from coffea_fastsim.surrogate.inference import SurrogateEngine
 
-__all__ = ["FastSimConfig", "FastSimProcessor", "chunk_histograms"]
+__all__ = ["FastSimConfig", "FastSimProcessor", "NonFiniteOutputError", "chunk_histograms"]
+
+
+class NonFiniteOutputError(ValueError):
+    """The surrogate gave NaN or infinite features for some events of a chunk."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class FastSimConfig:
             the weight 1 / K; with K > 1 the histograms have Weight storage whose variances
             count the K replicas of an event as one correlated contribution, and the DL
             dataset has a ``replica`` column (see docs/oversampling.md).
+        allow_nonfinite: keep events whose DL features are NaN or infinite (counted in the
+            cutflow, never filled); False: such a chunk fails with ``NonFiniteOutputError``.
     """
 
     model: str | os.PathLike
@@ -72,6 +79,7 @@ class FastSimConfig:
     analysis: str | AnalysisDefinition = DEFAULT_ANALYSIS
     threads: int | None = None
     oversample: int = 1
+    allow_nonfinite: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "analysis", resolve_analysis(self.analysis))
@@ -203,6 +211,13 @@ class FastSimProcessor(processor.ProcessorABC):
             torch.set_num_threads(self.config.threads)
         features = build_features(events, self.analysis)
         dl = simulate(self.engine, features, self.config.oversample)
+        nonfinite = int((~np.isfinite(dl.features).all(axis=1)).sum())
+        if nonfinite and not self.config.allow_nonfinite:
+            raise NonFiniteOutputError(
+                f"the model {self.config.model} gave NaN or infinite output for {nonfinite} "
+                f"events of {metadata.get('filename')} (entries {metadata.get('entrystart')} "
+                f"to {metadata.get('entrystop')}); allow_nonfinite (--allow-nonfinite) keeps them"
+            )
         histograms, observables = chunk_histograms(self.analysis, features, dl)
 
         cutflow = {
@@ -211,7 +226,7 @@ class FastSimProcessor(processor.ProcessorABC):
             "gen_selected": len(features),
             "reco_matched": int(features.reco_valid.sum()),
             "dl_events": len(dl),
-            "dl_nonfinite": int((~np.isfinite(dl.features).all(axis=1)).sum()),
+            "dl_nonfinite": nonfinite,
         }
         filename = str(metadata.get("filename", "events"))
         files = {filename: {"entries": features.n_input, "gen_selected": len(features)}}
@@ -223,6 +238,9 @@ class FastSimProcessor(processor.ProcessorABC):
             "cutflow": cutflow,
             "files": files,
             "dataset_files": dataset_files,
+            "identities": EventIdentities.of(
+                features.run, features.luminosity_block, features.event
+            ),
         }
         output.update(self.analyze(observables))
         return {dataset: output}
@@ -248,12 +266,15 @@ class FastSimProcessor(processor.ProcessorABC):
             columns["replica"] = dl.replica
         features_t = np.ascontiguousarray(dl.features.T)
         columns.update({name: features_t[i] for i, name in enumerate(self.analysis.feature_names)})
-        directory = Path(self.config.output_dir) / dataset  # type: ignore[arg-type]
+        directory = Path(self.config.output_dir) / check_dataset_name(dataset)  # type: ignore[arg-type]
         return str(write_chunk(directory, chunk_file_name(file_id, start, stop), columns))
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         for output in accumulator.values():
             output["dataset_files"] = sorted(output["dataset_files"])
+            # The hashes were needed to count across chunks; the count is what is kept.
+            identities = output.pop("identities", None)
+            output["identity_repeats"] = 0 if identities is None else identities.repeats
         return accumulator
 
 

@@ -11,15 +11,17 @@ fast.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coffea_fastsim.analysis.registry import DEFAULT_ANALYSIS
+from coffea_fastsim.processing.outputs import CONFIGURATION_NAME
 
 if TYPE_CHECKING:
-    from coffea_fastsim.processing.processor import FastSimProcessor
+    from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
 
 __all__ = [
     "DEFAULT_PROCESSOR",
@@ -58,6 +60,9 @@ class RunOptions:
         write_dataset: write the DL dataset (Parquet, one file per chunk).
         skip_bad_files: skip unreadable files instead of stopping.
         resume: reuse chunks checkpointed by an earlier run of the same configuration.
+        replace: remove the outputs of another configuration in ``output_dir`` first
+            (otherwise such a run is refused).
+        allow_nonfinite: keep events with NaN or infinite DL output instead of failing.
         status: show progress bars (on stderr).
         oversample: K, DL replicas per selected GEN event (``FastSimConfig.oversample``).
         root_file: also write every histogram as TH1D/TH2D to this ROOT file
@@ -80,6 +85,8 @@ class RunOptions:
     write_dataset: bool = True
     skip_bad_files: bool = False
     resume: bool = True
+    replace: bool = False
+    allow_nonfinite: bool = False
     status: bool = True
     oversample: int = 1
     root_file: Path | None = None
@@ -167,64 +174,141 @@ def _summary(output: dict[str, Any], seconds: float) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _partition_inputs(options: RunOptions) -> tuple[list[str], dict[str, str]]:
+    """The readable inputs and ``{path: error}`` of the others (with ``skip_bad_files``);
+    without it, the first bad input raises ``InputFileError``."""
+    from coffea_fastsim.analysis.reading import InputFileError
+    from coffea_fastsim.processing.runner import make_fileset
+
+    if not options.skip_bad_files:
+        return make_fileset(options.inputs, options.dataset, options.analysis)[options.dataset], {}
+    good, bad = [], {}
+    for path in options.inputs:
+        try:
+            make_fileset([path], options.dataset, options.analysis)
+            good.append(str(path))
+        except InputFileError as error:
+            bad[str(path)] = str(error)
+    return good, bad
+
+
+def _configuration(
+    options: RunOptions, fastsim: FastSimProcessor, identities: list[dict[str, Any]]
+) -> dict[str, Any]:
+    fingerprint = json.loads(fastsim.fingerprint())
+    fingerprint.pop("output_dir", None)
+    return {
+        **fingerprint,
+        "processor": options.processor,
+        "dataset": options.dataset,
+        "write_dataset": options.write_dataset,
+        "inputs": identities,
+    }
+
+
 def run_and_save(options: RunOptions) -> RunReport:
     """Run ``options.processor`` over ``options.inputs`` and save every output.
 
+    Before any chunk: the dataset name and the output folder are checked, the inputs are
+    checked (with ``skip_bad_files``, the bad ones set aside) and each readable one must be
+    given once, the processor (and its model) is loaded, and the
+    folder is claimed for this configuration (``outputs.claim_output_folder``).
+
     Returns:
         The report; call :meth:`RunReport.raise_if_incomplete` to fail on missing events.
+
+    Raises:
+        OutputFolderError, DuplicateInputError, InputFileError, ValueError: before any chunk.
+        DiskFullError: naming the output folder.
     """
+    from coffea_fastsim.processing.dataset import check_dataset_name
+    from coffea_fastsim.processing.inputs import check_distinct_inputs, file_identity
+    from coffea_fastsim.processing.outputs import (
+        check_output_folder,
+        claim_output_folder,
+        disk_full_is_named,
+    )
+
+    check_dataset_name(options.dataset)
+    check_output_folder(options.output_dir)
+    processor_class = load_processor_class(options.processor)
+    good, bad = _partition_inputs(options)
+    check_distinct_inputs(good)  # a skipped bad file cannot be counted twice
+    identities = [file_identity(path) for path in options.inputs]
+    fastsim = processor_class(_processor_config(options))
+    claim_output_folder(
+        options.output_dir, _configuration(options, fastsim, identities), options.replace
+    )
+    with disk_full_is_named(options.output_dir):
+        return _run_and_write(options, fastsim, good, bad)
+
+
+def _processor_config(options: RunOptions) -> FastSimConfig:
+    from coffea_fastsim.processing.processor import FastSimConfig
+
+    return FastSimConfig(
+        analysis=options.analysis,
+        model=options.model,
+        chunk_size=options.inference_chunk_size,
+        device=options.device,
+        seed=options.seed,
+        output_dir=options.output_dir / "dataset" if options.write_dataset else None,
+        threads=options.torch_threads(),
+        oversample=options.oversample,
+        allow_nonfinite=options.allow_nonfinite,
+    )
+
+
+def _run_and_write(
+    options: RunOptions, fastsim: FastSimProcessor, good: list[str], bad: dict[str, str]
+) -> RunReport:
     from coffea_fastsim.processing.manifest import (
         build_manifest,
         manifest_notes,
         manifest_problems,
         write_manifest,
     )
-    from coffea_fastsim.processing.processor import FastSimConfig
+    from coffea_fastsim.processing.outputs import remove_unlisted_files
     from coffea_fastsim.processing.root_export import write_root_histograms
-    from coffea_fastsim.processing.runner import make_fileset, run_processor
+    from coffea_fastsim.processing.runner import RunResult, run_processor
 
-    processor_class = load_processor_class(options.processor)
-    if options.skip_bad_files:
-        # The Runner skips unreadable files itself; the manifest lists them.
-        fileset = {options.dataset: [str(path) for path in options.inputs]}
-    else:
-        fileset = make_fileset(options.inputs, options.dataset, options.analysis)
-    dataset_dir = options.output_dir / "dataset" if options.write_dataset else None
-    config = FastSimConfig(
-        analysis=options.analysis,
-        model=options.model,
-        chunk_size=options.inference_chunk_size,
-        device=options.device,
-        seed=options.seed,
-        output_dir=dataset_dir,
-        threads=options.torch_threads(),
-        oversample=options.oversample,
-    )
-    fastsim = processor_class(config)
-    result = run_processor(
-        fileset,
-        fastsim,
-        executor=options.executor,  # type: ignore[arg-type]
-        workers=options.workers,
-        scheduler=options.scheduler,
-        chunksize=options.chunksize,
-        skipbadfiles=options.skip_bad_files,
-        checkpoint_dir=options.output_dir / "checkpoints" if options.resume else None,
-        status=options.status,
-    )
-    options.output_dir.mkdir(parents=True, exist_ok=True)
+    if good:
+        result = run_processor(
+            {options.dataset: good},
+            fastsim,
+            executor=options.executor,  # type: ignore[arg-type]
+            workers=options.workers,
+            scheduler=options.scheduler,
+            chunksize=options.chunksize,
+            skipbadfiles=options.skip_bad_files,
+            checkpoint_dir=options.output_dir / "checkpoints" if options.resume else None,
+            status=options.status,
+        )
+    else:  # every input was bad and skipped: nothing to run, the manifest says so
+        result = RunResult({}, 0.0)
     histograms = _save_histograms(result.output, options.output_dir)
     root_file = None
     if options.root_file is not None:
         root_file = write_root_histograms(result.output, options.root_file)
+    dataset_dir = options.output_dir / "dataset" / options.dataset
+    if options.write_dataset and dataset_dir.is_dir():
+        listed = result.output.get(options.dataset, {}).get("dataset_files", [])
+        remove_unlisted_files(dataset_dir, listed, "*.parquet")
     manifest = build_manifest(
-        fileset, result.output, fastsim.engine.metadata, options.seed, result.lost_workers
+        {options.dataset: [str(path) for path in options.inputs]},
+        result.output,
+        fastsim.engine.metadata,
+        options.seed,
+        result.lost_workers,
+        bad_files=bad,
+        configuration=json.loads((options.output_dir / CONFIGURATION_NAME).read_text()),
+        allow_nonfinite=options.allow_nonfinite,
     )
     manifest_path = write_manifest(manifest, options.output_dir)
     return RunReport(
         histograms=histograms,
         manifest=manifest_path,
-        dataset_dir=None if dataset_dir is None else dataset_dir / options.dataset,
+        dataset_dir=dataset_dir if options.write_dataset else None,
         summary=_summary(result.output, result.seconds),
         notes=tuple(manifest_notes(manifest)),
         problems=tuple(manifest_problems(manifest)),

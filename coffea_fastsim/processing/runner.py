@@ -4,20 +4,32 @@ The same processor and the same files give identical histograms and DL datasets 
 iterative, futures and dask executors: the DL noise of each event is fixed by its identity,
 not by its chunk. Failed dask tasks (e.g. a lost worker) are retried; chunk outputs can be
 checkpointed so that an interrupted run resumes where it stopped.
+
+Interrupts: the futures executor's worker processes ignore SIGINT and die with the main
+process (``PR_SET_PDEATHSIG`` on Linux, a thread watching the parent elsewhere); on Ctrl-C
+the main process cancels the pending chunks and terminates the workers without waiting, so
+the run stops within seconds and keeps the checkpoints of the finished chunks. Progress bars
+go to stderr.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import loky
 import uproot
 from coffea import processor
 from coffea.nanoevents import NanoAODSchema
+from coffea.util import coffea_console
 
 from coffea_fastsim.analysis.definition import AnalysisDefinition
 from coffea_fastsim.analysis.features import missing_gen_branches
@@ -106,6 +118,52 @@ def _dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
         yield client
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _worker_initializer(parent: int) -> None:
+    """In each futures worker: leave Ctrl-C to the main process, die with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def _process_pool(workers: int) -> Iterator[loky.ProcessPoolExecutor]:
+    """coffea's default futures pool (loky), with workers that stop at once when the run is
+    interrupted or fails, and that die with the main process."""
+    pool = loky.ProcessPoolExecutor(
+        max_workers=workers, initializer=_worker_initializer, initargs=(os.getpid(),)
+    )
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, kill_workers=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _progress_on_stderr() -> Iterator[None]:
+    """coffea's progress bars on stderr, so that stdout holds only results."""
+    previous = coffea_console.file
+    coffea_console.file = sys.stderr
+    try:
+        yield
+    finally:
+        coffea_console.file = previous
+
+
 def _worker_names(client: Any) -> set[str]:
     return set(client.scheduler_info(n_workers=-1)["workers"])
 
@@ -159,12 +217,22 @@ def run_processor(
         return runner(dict(fileset), processor_instance=processor_instance, treename=TREE_NAME)
 
     start = time.perf_counter()
-    if executor == "iterative":
-        output = run_with(processor.IterativeExecutor(status=status))
-        return RunResult(output, time.perf_counter() - start)
-    if executor == "futures":
-        output = run_with(processor.FuturesExecutor(workers=workers, status=status))
-        return RunResult(output, time.perf_counter() - start)
+    with _progress_on_stderr():
+        if executor == "iterative":
+            output = run_with(processor.IterativeExecutor(status=status))
+            return RunResult(output, time.perf_counter() - start)
+        if executor == "futures":
+            with _process_pool(workers) as pool:
+                output = run_with(
+                    processor.FuturesExecutor(workers=workers, status=status, pool=pool)
+                )
+            return RunResult(output, time.perf_counter() - start)
+        return _run_dask(run_with, workers, scheduler, retries, status, start)
+
+
+def _run_dask(
+    run_with: Any, workers: int, scheduler: str | None, retries: int, status: bool, start: float
+) -> RunResult:
     with _dask_client(workers, scheduler) as client:
         before = _worker_names(client)
         output = run_with(processor.DaskExecutor(client=client, status=status, retries=retries))

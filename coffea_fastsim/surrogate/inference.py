@@ -6,10 +6,10 @@ resolved device, so an engine can be shipped to dask workers (which may have a G
 the client has none).
 
 Reproducibility: the noise of an event depends only on (seed, run, luminosity block,
-event), see ``coffea_fastsim.surrogate.noise``. The network always runs on blocks of exactly
-``evaluation_block(device)`` rows (the last block of a chunk padded with zeros), because a
-matrix product can round differently for different numbers of rows; with a fixed block
-size the output of an event is bitwise the same whatever ``chunk_size`` or the event's
+event, its GEN features), see ``coffea_fastsim.surrogate.noise``. The network always runs on
+blocks of exactly ``evaluation_block(device)`` rows (the last block of a chunk padded with
+zeros), because a matrix product can round differently for different numbers of rows; with
+a fixed block size the output of an event is bitwise the same whatever ``chunk_size`` or the event's
 position in the input, on the same machine, device and torch thread count. The block is
 ``EVALUATION_BLOCK`` (1024) rows on the CPU, where it keeps the activations in cache, and
 ``CUDA_EVALUATION_BLOCK`` (65536) on a GPU, where each block costs a few kernel launches.
@@ -351,8 +351,8 @@ class SurrogateEngine:
                 chunk = slice(start, start + chunk_size)
                 ids = (run[chunk], luminosity_block[chunk], event[chunk])
                 try:
-                    eps = self._noise(ids, gen.shape[1], replica)
                     x_gen = torch.from_numpy(gen[chunk].astype(np.float32)).to(self.device)
+                    eps = self._noise(ids, x_gen, replica)
                     x_dl = _evaluate_blocks(module, self._gaussian_weights, x_gen, eps, rows)
                 except torch.OutOfMemoryError as error:
                     chunk_size = self._smaller_chunk(chunk_size, error)
@@ -362,15 +362,15 @@ class SurrogateEngine:
         return output
 
     def _noise(
-        self, ids: tuple[np.ndarray, np.ndarray, np.ndarray], n_features: int, replica: int
+        self, ids: tuple[np.ndarray, np.ndarray, np.ndarray], x_gen: Tensor, replica: int
     ) -> Tensor:
-        """The per-event noise of a chunk on the engine's device: numpy's ``event_noise``
-        on the CPU; on CUDA, ``event_noise_tensor`` computed on the device, which moves
-        24 bytes per event instead of 36 and keeps the hash off the CPU (replica 0; the
-        other replicas' noise is made on the CPU and moved)."""
-        if self.device.type == "cuda" and replica == 0:
-            return event_noise_tensor(self.seed, *ids, n_features, device=self.device)
-        return torch.from_numpy(event_noise(self.seed, *ids, n_features, replica)).to(self.device)
+        """The per-event noise of a chunk on the engine's device, keyed by the identities,
+        the GEN features ``x_gen`` (float32, as the network gets them) and the replica:
+        numpy's ``event_noise`` on the CPU; on CUDA, ``event_noise_tensor`` computed on the
+        device, which moves 24 bytes per event instead of 36 and keeps the hash off the CPU."""
+        if self.device.type == "cuda":
+            return event_noise_tensor(self.seed, *ids, x_gen, replica=replica)
+        return torch.from_numpy(event_noise(self.seed, *ids, x_gen.numpy(), replica=replica))
 
     def _smaller_chunk(self, chunk_size: int, error: BaseException) -> int:
         """Half of ``chunk_size`` after an out-of-memory error, or a clear error below the floor.

@@ -281,8 +281,9 @@ def load_model(
     Raises:
         ModelFormatError: (naming the file) missing file, not a model archive, no or invalid
             metadata, unsupported format version, model family or format, checksum mismatch
-            (weights or metadata modified), or input/output features that differ from
-            ``expected_features``.
+            (weights or metadata modified), input/output features that differ from
+            ``expected_features``, or a network that fails on (or returns another shape
+            than) the features its metadata lists (a probe evaluation).
     """
     path = Path(path)
     if not path.is_file():
@@ -329,4 +330,34 @@ def load_model(
         mismatch = _feature_mismatch(metadata.get(key, []), expected_features)
         if mismatch:
             raise ModelFormatError(f"{path}: {key} differ from the expected ones: {mismatch}")
+    _probe(module, metadata, path, map_location)
     return LoadedModel(module=module, metadata=metadata)
+
+
+def _probe(
+    module: nn.Module, metadata: Mapping[str, Any], path: Path, device: str | torch.device
+) -> None:
+    """Evaluate the network once on its metadata's feature count, at the GEN mean.
+
+    Raises:
+        ModelFormatError: the network fails on, or returns another shape than, what its
+            metadata describes.
+    """
+    n_in, n_out = len(metadata["input_features"]), len(metadata["output_features"])
+    mean = metadata.get("standardization", {}).get("gen_mean", [0.0] * n_in)
+    x_gen = torch.tensor([mean, mean], dtype=torch.float32, device=device)
+    eps = torch.zeros((2, n_out), dtype=torch.float32, device=device)
+    try:
+        with torch.inference_mode():
+            output = module(x_gen, eps)
+    except Exception as err:
+        raise ModelFormatError(
+            f"{path}: the network fails on the {n_in} input features its metadata lists "
+            f"({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__})"
+        ) from err
+    shape = tuple(getattr(output, "shape", ()))
+    if shape != (2, n_out) or getattr(output, "dtype", None) != torch.float32:
+        raise ModelFormatError(
+            f"{path}: the network returns {shape} {getattr(output, 'dtype', type(output))} "
+            f"for 2 events, its metadata says (2, {n_out}) float32"
+        )

@@ -1,17 +1,27 @@
 """Per-event reproducible standard normal noise for the surrogate's Gaussian sampling.
 
-The noise of an event is a pure function of (seed, run, luminosity block, event number): it
-does not depend on the event's position in an array, on how a dataset is chunked, or on
-which worker processes it. A counter-based generator makes this possible without any state:
+The noise of an event is a pure function of its key: (seed, run, luminosity block, event
+number, the GEN feature vector as given to the network, replica). It does not depend on the
+event's position in an array, on how a dataset is chunked, or on which worker processes it;
+and events that share (run, luminosityBlock, event), as in private productions that restart
+the event number in every job, still get independent noise because their GEN features
+differ. A counter-based generator makes this possible without any state:
 
 1. key = h(h(h(h(seed) ^ run) ^ luminosity_block) ^ event), h = the splitmix64 finalizer;
-2. word j (j = 0 ... 2p - 1, p = ceil(n_features / 2)) = h(key + (j + 1) * 0x9E3779B97F4A7C15),
+2. then, for each pair k of GEN features (float32, in the order of ``FEATURE_NAMES``; an odd
+   last feature pairs with 0), key = h(key ^ (bits(f_2k) | bits(f_2k+1) << 32)), bits = the
+   IEEE-754 binary32 pattern as an unsigned integer;
+3. replica r > 0 (independent draws of the same event): key = h(key + r * 0x9E3779B97F4A7C15);
+   replica 0 keeps the key;
+4. word j (j = 0 ... 2p - 1, p = ceil(n_features / 2)) = h(key + (j + 1) * 0x9E3779B97F4A7C15),
    the splitmix64 stream seeded with the key;
-3. Box-Muller on pair j < p: radius sqrt(-2 log u) from the top 53 bits of word j,
+5. Box-Muller on pair j < p: radius sqrt(-2 log u) from the top 53 bits of word j,
    u = (bits + 0.5) / 2**53 in (0, 1), so normals reach 8.6 sigma; angle 2 pi v from the top
    24 bits of word p + j, v = (bits + 0.5) / 2**24, in float32 (whose sine and cosine numpy
    vectorizes). Normal j is the cosine branch, normal p + j the sine branch; normals beyond
    n_features are dropped.
+
+Two events get the same noise only when their whole key is the same: the same event.
 
 References:
     Steele, Lea, Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014.
@@ -23,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["event_noise", "event_noise_tensor"]
+__all__ = ["event_identity_hash", "event_noise", "event_noise_tensor"]
 
 _GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -58,8 +68,28 @@ def _as_ids(values: np.ndarray, name: str, n_events: int | None) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.uint64)
 
 
-def _event_keys(seed: int, run: np.ndarray, lumi: np.ndarray, event: np.ndarray) -> np.ndarray:
-    """One uint64 key per event from the seed and the event identity, shape (n,)."""
+def _as_gen_bits(gen_features: np.ndarray, n_events: int) -> np.ndarray:
+    """The float32 bit patterns of the GEN features, shape (n_events, n_words), uint64:
+    word k holds features 2k (low 32 bits) and 2k + 1 (high 32 bits)."""
+    gen = np.asarray(gen_features)
+    if gen.ndim != 2 or len(gen) != n_events:
+        raise ValueError(f"gen_features must have shape ({n_events}, n), got {gen.shape}")
+    bits = np.ascontiguousarray(gen, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    if bits.shape[1] % 2:
+        bits = np.concatenate([bits, np.zeros((n_events, 1), dtype=np.uint64)], axis=1)
+    return bits[:, 0::2] | (bits[:, 1::2] << np.uint64(32))
+
+
+def _check_replica(replica: int) -> int:
+    if isinstance(replica, bool) or not isinstance(replica, (int, np.integer)):
+        raise TypeError(f"replica must be an integer, got {type(replica).__name__}")
+    if not 0 <= int(replica) <= _UINT64_MAX:
+        raise ValueError(f"replica must be in [0, 2**64 - 1], got {replica}")
+    return int(replica)
+
+
+def _identity_chain(seed: int, run: np.ndarray, lumi: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """Step 1 of the module docstring: h(h(h(h(seed) ^ run) ^ lumi) ^ event), shape (n,)."""
     seed_key = _mix_inplace(np.array([seed], dtype=np.uint64))
     key = run ^ seed_key
     _mix_inplace(key)
@@ -67,6 +97,41 @@ def _event_keys(seed: int, run: np.ndarray, lumi: np.ndarray, event: np.ndarray)
     _mix_inplace(key)
     key ^= event
     return _mix_inplace(key)
+
+
+def event_identity_hash(
+    run: np.ndarray, luminosity_block: np.ndarray, event: np.ndarray
+) -> np.ndarray:
+    """A 64-bit hash of each event's (run, luminosityBlock, event), shape (n,), uint64: step 1
+    of the module docstring with seed 0. Used to count events that share an identity."""
+    run_ids = _as_ids(run, "run", None)
+    lumi_ids = _as_ids(luminosity_block, "luminosity_block", len(run_ids))
+    event_ids = _as_ids(event, "event", len(run_ids))
+    return _identity_chain(0, run_ids, lumi_ids, event_ids)
+
+
+def _replica_step(replica: int) -> np.uint64:
+    """replica * 0x9E3779B97F4A7C15 modulo 2**64."""
+    return np.uint64(replica * int(_GOLDEN_GAMMA) & _UINT64_MAX)
+
+
+def _event_keys(
+    seed: int,
+    run: np.ndarray,
+    lumi: np.ndarray,
+    event: np.ndarray,
+    gen_words: np.ndarray,
+    replica: int,
+) -> np.ndarray:
+    """One uint64 key per event (steps 1 to 3 of the module docstring), shape (n,)."""
+    key = _identity_chain(seed, run, lumi, event)
+    for column in gen_words.T:
+        key ^= column
+        _mix_inplace(key)
+    if replica:
+        key += _replica_step(replica)
+        _mix_inplace(key)
+    return key
 
 
 def _normals_block(keys: np.ndarray, n_pairs: int) -> np.ndarray:
@@ -112,10 +177,11 @@ def event_noise(
     run: np.ndarray,
     luminosity_block: np.ndarray,
     event: np.ndarray,
-    n_features: int = 9,
+    gen_features: np.ndarray,
+    n_features: int | None = None,
     replica: int = 0,
 ) -> np.ndarray:
-    """Standard normal noise, a pure function of the seed and each event's identity.
+    """Standard normal noise, a pure function of the seed and each event's key.
 
     Bitwise reproducible for the same event on the same platform, whatever the chunking;
     different CPUs may differ in the last bit of the logarithm and trigonometric functions.
@@ -125,26 +191,28 @@ def event_noise(
         run: run numbers, shape (n_events,), any non-negative integer dtype.
         luminosity_block: luminosity block numbers, shape (n_events,).
         event: event numbers, shape (n_events,).
-        n_features: number of independent normals per event.
-        replica: index of an independent draw of the same events: replica r > 0 replaces
-            the key by h(key + r * 0x9E3779B97F4A7C15); replica 0 keeps it.
+        gen_features: the GEN features given to the network, shape (n_events, n); hashed
+            as float32 bit patterns.
+        n_features: number of independent normals per event; None: n.
+        replica: index of an independent draw of the same events; 0 is the nominal one.
 
     Returns:
         Noise of shape (n_events, n_features), float32, each entry N(0, 1).
     """
-    _check_arguments(seed, n_features)
     run_ids = _as_ids(run, "run", None)
     lumi_ids = _as_ids(luminosity_block, "luminosity_block", len(run_ids))
     event_ids = _as_ids(event, "event", len(run_ids))
+    gen_words = _as_gen_bits(gen_features, len(run_ids))
+    n_features = np.shape(gen_features)[1] if n_features is None else n_features
+    _check_arguments(seed, n_features)
+    replica = _check_replica(replica)
 
     n_pairs = (n_features + 1) // 2
     noise = np.empty((len(run_ids), n_features), dtype=np.float32)
     for start in range(0, len(run_ids), _BLOCK_EVENTS):
         block = slice(start, start + _BLOCK_EVENTS)
-        keys = _event_keys(int(seed), run_ids[block], lumi_ids[block], event_ids[block])
-        if replica:
-            keys += np.uint64(replica * int(_GOLDEN_GAMMA) & _UINT64_MAX)
-            _mix_inplace(keys)
+        ids = (run_ids[block], lumi_ids[block], event_ids[block], gen_words[block])
+        keys = _event_keys(int(seed), *ids, replica)
         noise[block] = _normals_block(keys, n_pairs)[:n_features].T
     return noise
 
@@ -169,30 +237,49 @@ def _mix_tensor(x: torch.Tensor) -> torch.Tensor:
     return x ^ _shift_right(x, 31)
 
 
+def _gen_words_tensor(gen_features: torch.Tensor) -> torch.Tensor:
+    """``_as_gen_bits`` on the device: int64 tensors holding the same uint64 words."""
+    bits = gen_features.to(torch.float32).contiguous().view(torch.int32).to(torch.int64)
+    bits = bits & 0xFFFFFFFF
+    if bits.shape[1] % 2:
+        bits = torch.nn.functional.pad(bits, (0, 1))
+    return bits[:, 0::2] | (bits[:, 1::2] << 32)
+
+
 def event_noise_tensor(
     seed: int,
     run: np.ndarray,
     luminosity_block: np.ndarray,
     event: np.ndarray,
-    n_features: int = 9,
-    device: str | torch.device = "cpu",
+    gen_features: torch.Tensor,
+    n_features: int | None = None,
+    replica: int = 0,
 ) -> torch.Tensor:
-    """``event_noise`` computed by torch on ``device``, for GPUs: only the event identities
-    (24 bytes per event) are moved to the device, and the hash runs there.
+    """``event_noise`` computed by torch on the device of ``gen_features``, for GPUs: only
+    the event identities (24 bytes per event) are moved to the device, and the hash runs
+    there on the GEN features already on it.
 
     The integer stages (keys, words, the bits of radius and angle) are bitwise those of
     ``event_noise``; the logarithm, square root, sine and cosine are the device's, so a
     value may differ from ``event_noise``'s in its last bits.
 
-    Arguments: as ``event_noise``, plus the torch device.
+    Arguments: as ``event_noise``, with ``gen_features`` a float32 tensor (n_events, n) on
+        the device where the noise is made.
 
     Returns:
-        Noise of shape (n_events, n_features), float32, on ``device``.
+        Noise of shape (n_events, n_features), float32, on the device of ``gen_features``.
     """
-    _check_arguments(seed, n_features)
     run_ids = _as_ids(run, "run", None)
     lumi_ids = _as_ids(luminosity_block, "luminosity_block", len(run_ids))
     event_ids = _as_ids(event, "event", len(run_ids))
+    if gen_features.ndim != 2 or len(gen_features) != len(run_ids):
+        raise ValueError(
+            f"gen_features must have shape ({len(run_ids)}, n), got {tuple(gen_features.shape)}"
+        )
+    n_features = gen_features.shape[1] if n_features is None else n_features
+    _check_arguments(seed, n_features)
+    replica = _check_replica(replica)
+    device = gen_features.device
 
     def on_device(ids: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(ids.view(np.int64)).to(device)
@@ -201,6 +288,10 @@ def event_noise_tensor(
     key = _mix_tensor(on_device(run_ids) ^ seed_key)
     key = _mix_tensor(key ^ on_device(lumi_ids))
     key = _mix_tensor(key ^ on_device(event_ids))
+    for column in _gen_words_tensor(gen_features).T:
+        key = _mix_tensor(key ^ column)
+    if replica:
+        key = _mix_tensor(key + _signed(_replica_step(replica)))
 
     n_pairs = (n_features + 1) // 2
     counters = np.arange(1, 2 * n_pairs + 1, dtype=np.uint64) * _GOLDEN_GAMMA
