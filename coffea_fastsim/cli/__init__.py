@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from coffea_fastsim.cli.parser import build_parser, parse_arguments
+from coffea_fastsim.cli.arguments import parse_arguments
+from coffea_fastsim.cli.parser import build_parser
 from coffea_fastsim.processing.run import IncompleteRunError, RunOptions, run_and_save
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -233,7 +234,7 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``coffea-fastsim`` console script; returns the exit status."""
-    args = parse_arguments(build_parser(), argv)
+    args = parse_arguments(argv)
     from coffea_fastsim.analysis.reading import ignore_nanoaod_warnings
 
     ignore_nanoaod_warnings()

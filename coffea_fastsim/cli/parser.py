@@ -250,6 +250,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-dataset", action="store_true", help="do not write the DL dataset")
     parser.add_argument("--oversample", type=int, default=1, help="DL replicas K per GEN event")
     parser.add_argument("--root", type=Path, help="also write the histograms as TH1D there")
+    parser.add_argument("--replace", action="store_true", help="remove another run's outputs first")
+    parser.add_argument("--allow-nonfinite", action="store_true", help="keep NaN/inf DL output")
     parser.add_argument(
         "--skip-bad-files",
         action="store_true",
