@@ -25,6 +25,7 @@ import uproot
 from coffea.util import load
 from samples import copy_sample
 
+from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.cli import main
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.processing.dataset import read_dataset
@@ -326,7 +327,7 @@ def _gaussian(tmp_path: Path, name: str, change) -> Path:
     model = GaussianSurrogate(ones * 0, ones, ones * 0, ones).eval()
     change(model)
     provenance = {"sample_hash": "sha256:0", "training_config": {}, "best_epoch": 0}
-    return save_model(model, tmp_path / name, provenance)
+    return save_model(model, tmp_path / name, provenance, feature_names=WJETS.feature_names)
 
 
 def _nan_weights(model) -> None:
