@@ -325,7 +325,7 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_run_options(parser)
     # Several chunks, so that the demo shows the executor at work on the small sample.
-    parser.set_defaults(chunksize=2000)
+    parser.set_defaults(chunksize=2000, processor=DEFAULT_PROCESSOR)
 
 
 def build_parser() -> argparse.ArgumentParser:
