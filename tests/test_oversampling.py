@@ -24,7 +24,9 @@ def run(tmp_path, oversample: int, chunksize: int = 3000) -> tuple[dict, ak.Arra
     )
     fileset = make_fileset([embedded_sample()], "wjets")
     result = run_processor(fileset, FastSimProcessor(config), chunksize=chunksize, status=False)
-    return result.output["wjets"], read_dataset(directory / "wjets", auxiliary=False)
+    output = result.output["wjets"]
+    files = output["dataset_files"]
+    return output, read_dataset(directory / "wjets", auxiliary=False, files=files)
 
 
 @pytest.fixture(scope="module")
