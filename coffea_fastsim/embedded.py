@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["embedded_model", "embedded_sample"]
+__all__ = ["DEMO_PROCESSORS", "embedded_model", "embedded_sample"]
 
 # An installed wheel carries data/ inside the package; a source checkout has it at the top level.
 _CANDIDATES = (Path(__file__).parent / "_data", Path(__file__).parent.parent / "data")
+
+#: The example processor (``module:Class``) that ``demo`` runs for a built-in analysis; an
+#: analysis without one runs the default `FastSimProcessor`.
+DEMO_PROCESSORS = {"wjets": "processors.wjets:WJetsProcessor"}
 
 
 def _find(name: str) -> Path:

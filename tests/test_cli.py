@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -76,6 +77,9 @@ def test_demo_writes_histograms_plots_and_dataset(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path), "--executor", "iterative"]) == 0
     out = capsys.readouterr().out
     assert str(tmp_path / "histograms.coffea") in out
+    # The demo names the W+jet example processor explicitly; the run records it.
+    run_record = json.loads((tmp_path / "run.json").read_text())
+    assert "processors.wjets:WJetsProcessor" in json.dumps(run_record)
     result = load(tmp_path / "histograms.coffea")["wjets"]
     for name in OBSERVABLE_NAMES:
         h = result["histograms"][name]

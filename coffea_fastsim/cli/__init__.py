@@ -196,10 +196,11 @@ def _plot(args: argparse.Namespace) -> None:
 
 def _demo(args: argparse.Namespace) -> None:
     from coffea_fastsim.analysis.registry import resolve_analysis
-    from coffea_fastsim.embedded import embedded_model, embedded_sample
+    from coffea_fastsim.embedded import DEMO_PROCESSORS, embedded_model, embedded_sample
     from coffea_fastsim.processing.plotting import plot_histogram_file
 
     name = args.analysis
+    args.processor = DEMO_PROCESSORS.get(name, args.processor)
     options = _run_options(args, [embedded_sample(name)], embedded_model(name), name)
     histogram_path = _run_and_print(options)
     plots = args.output_dir / "plots"
