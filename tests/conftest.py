@@ -19,8 +19,9 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 REAL_NANOAOD_FILES = ("nano_dy.root", "pfnano.root")
 #: Events of the embedded sample that the fast tests run on.
 N_EMBEDDED_EVENTS = 600
-#: Fixtures that run Pythia8 or train a network; a test that uses one must be marked slow.
-SLOW_FIXTURES = frozenset({"wjets_sample", "trained_model"})
+#: Fixtures that run Pythia8, train a network or export one with torch.export (seconds each);
+#: a test that uses one must be marked slow.
+SLOW_FIXTURES = frozenset({"wjets_sample", "trained_model", "flow_file"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,7 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ]
     if unmarked:
         lines = "\n  ".join(unmarked)
-        raise pytest.UsageError(f"tests that generate or train must be marked slow:\n  {lines}")
+        message = f"tests that generate, train or export must be marked slow:\n  {lines}"
+        raise pytest.UsageError(message)
 
 
 @pytest.fixture(scope="session", autouse=True)

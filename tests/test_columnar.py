@@ -101,7 +101,7 @@ def test_the_model_is_loaded_once_per_process(config):
 
 def test_eager_events_are_refused(config):
     events = NanoEventsFactory.from_root(
-        {str(embedded_sample()): "Events"}, schemaclass=NanoAODSchema, mode="eager"
+        {str(embedded_sample()): "Events"}, schemaclass=NanoAODSchema, mode="eager", entry_stop=10
     ).events()
     with pytest.raises(TypeError, match=r"dask_awkward\.Array"):
         columnar.dl_features(events, config)

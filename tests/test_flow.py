@@ -135,6 +135,7 @@ def test_learns_a_skewed_response_better_than_the_gaussian() -> None:
     assert distances["flow"] < 0.5 * distances["gaussian"], distances
 
 
+@pytest.mark.slow
 def test_file_round_trip_gives_identical_outputs(flow_file: Path) -> None:
     loaded = load_model(flow_file)
     assert loaded.metadata["format"] == "torch_export"
@@ -157,6 +158,7 @@ def test_flow_cannot_be_saved_as_torchscript(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.slow
 def test_gaussian_model_may_be_exported_too(tmp_path: Path) -> None:
     from coffea_fastsim.surrogate.gaussian import GaussianSurrogate
 
@@ -172,6 +174,7 @@ def test_gaussian_model_may_be_exported_too(tmp_path: Path) -> None:
         torch.testing.assert_close(loaded.module(x_gen, eps), model(x_gen, eps), rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_modified_flow_metadata_is_detected(flow_file: Path, tmp_path: Path) -> None:
     import zipfile
 
@@ -186,6 +189,7 @@ def test_modified_flow_metadata_is_detected(flow_file: Path, tmp_path: Path) -> 
         load_model(tampered)
 
 
+@pytest.mark.slow
 def test_engine_output_does_not_depend_on_chunking(flow_file: Path) -> None:
     # Two engines (each loads the exported program, seconds apiece): 4 chunks against 2.
     n = 1100

@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -69,11 +69,15 @@ class RunResult:
     lost_workers: tuple[str, ...] = ()
 
 
-def check_gen_branches(path: str | os.PathLike, analysis: AnalysisDefinition) -> None:
+def check_gen_branches(
+    path: str | os.PathLike, analysis: AnalysisDefinition, branches: Set[str] | None = None
+) -> None:
     """Raise :class:`InputFileError` naming the file, the analysis and the GEN branches it
-    lacks."""
-    with uproot.open(path) as file:
-        missing = missing_gen_branches(set(file[TREE_NAME].keys()), analysis)
+    lacks; `branches` are the file's Events branches when the caller has read them already."""
+    if branches is None:
+        with uproot.open(path) as file:
+            branches = set(file[TREE_NAME].keys())
+    missing = missing_gen_branches(branches, analysis)
     if missing:
         raise InputFileError(
             f"{path} lacks GEN branches needed by the analysis {analysis.name!r}: "
@@ -96,8 +100,7 @@ def make_fileset(
         raise ValueError("no input files given")
     definition = resolve_analysis(analysis)
     for path in files:
-        check_input_file(path)
-        check_gen_branches(path, definition)
+        check_gen_branches(path, definition, check_input_file(path))
     return {dataset: [os.fspath(path) for path in files]}
 
 
