@@ -24,6 +24,7 @@ from coffea_fastsim.analysis.histograms import (
 from coffea_fastsim.analysis.table import ObservableTable
 from coffea_fastsim.surrogate.ensemble import ensemble_band
 from coffea_fastsim.validation.metrics import Agreement, agreement, histogram_chi2
+from coffea_fastsim.validation.residuals import fill_residual_axes, residual_axes
 
 __all__ = [
     "ComparisonSet",
@@ -78,6 +79,20 @@ def _clipped_residuals(table: ObservableTable, gen: ObservableTable) -> dict[str
     }
 
 
+def _band(
+    histograms: dict[str, hist.Hist], members: Sequence[dict[str, hist.Hist]], keys: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Per key, the ensemble band of the members' "dl" histograms, shape (n_bins,)."""
+    return {
+        key: ensemble_band(
+            np.array([counts(h, key, "dl") for h in members], dtype=np.float64).reshape(
+                len(members), histograms[key].axes[1].size
+            )
+        )
+        for key in keys
+    }
+
+
 @dataclass(frozen=True)
 class ComparisonSet:
     """A candidate (DL or RECO') compared with RECO on the same events.
@@ -89,6 +104,10 @@ class ComparisonSet:
         observables: per observable name, the agreement of the distributions.
         residuals: per observable name, the agreement of the relative residuals.
         chi2_stat: per histogram key, (chi2, ndf) with statistical errors only.
+        figure_histograms: per histogram key, what the figures draw: the observables as in
+            ``histograms``, the residuals on axes fitted to the RECO residuals of these
+            events (:mod:`coffea_fastsim.validation.residuals`); no number reads them.
+        figure_band: the ensemble band of ``figure_histograms``, as ``band``.
     """
 
     histograms: dict[str, hist.Hist]
@@ -96,6 +115,8 @@ class ComparisonSet:
     observables: dict[str, Agreement]
     residuals: dict[str, Agreement]
     chi2_stat: dict[str, tuple[float, int]]
+    figure_histograms: dict[str, hist.Hist]
+    figure_band: dict[str, np.ndarray]
 
 
 def compare(
@@ -114,14 +135,14 @@ def compare(
     histograms = fill(gen, candidate, reco)
     keys = histogram_keys(gen.analysis)
     member_histograms = [fill(gen, member, reco) for member in candidate_members]
-    band = {
-        key: ensemble_band(
-            np.array([counts(h, key, "dl") for h in member_histograms], dtype=np.float64).reshape(
-                len(member_histograms), histograms[key].axes[1].size
-            )
-        )
-        for key in keys
-    }
+    band = _band(histograms, member_histograms, keys)
+    axes = residual_axes(gen, reco)
+    figure_histograms = histograms | fill_residual_axes(axes, gen, candidate, reco)
+    figure_band = band | _band(
+        figure_histograms,
+        [fill_residual_axes(axes, gen, member, reco) for member in candidate_members],
+        [axis.key for axis in axes.values()],
+    )
     residuals, reco_residuals = _clipped_residuals(candidate, gen), _clipped_residuals(reco, gen)
     observable_agreement, residual_agreement = {}, {}
     for name in gen.analysis.observable_names:
@@ -145,7 +166,15 @@ def compare(
         key: histogram_chi2(counts(histograms, key, "dl"), counts(histograms, key, "reco"))
         for key in keys
     }
-    return ComparisonSet(histograms, band, observable_agreement, residual_agreement, chi2_stat)
+    return ComparisonSet(
+        histograms,
+        band,
+        observable_agreement,
+        residual_agreement,
+        chi2_stat,
+        figure_histograms,
+        figure_band,
+    )
 
 
 def correlation_matrix(table: ObservableTable) -> np.ndarray:

@@ -28,6 +28,7 @@ from coffea_fastsim.validation.figures import (
     plot_w1_overview,
 )
 from coffea_fastsim.validation.metrics import Agreement, chi2_per_ndf
+from coffea_fastsim.validation.residuals import RESIDUAL_CAPTION, RESIDUAL_FIGURES
 from coffea_fastsim.validation.suite import FloorExcess, ValidationResult
 
 __all__ = ["write_figures", "write_report"]
@@ -65,13 +66,13 @@ def write_figures(
             ),
         ),
         "fig05_residuals_features": (
-            "Fig. 5: relative residuals (x - x_GEN)/x_GEN of the features",
+            f"Fig. 5: residuals of the features against GEN ({RESIDUAL_CAPTION})",
             lambda p, f: plot_distributions(
                 model, floor, _residual_keys(features), p, "Residuals, features", formats=f
             ),
         ),
         "fig06_residuals_auxiliary": (
-            "Fig. 6: relative residuals of the auxiliary observables",
+            f"Fig. 6: residuals of the auxiliary observables ({RESIDUAL_CAPTION})",
             lambda p, f: plot_distributions(
                 model, floor, _residual_keys(auxiliary), p, "Residuals, auxiliary", formats=f
             ),
@@ -114,7 +115,7 @@ def write_figures(
     }
     if scaling is not None:
         figures["fig12_large_residuals"] = (
-            "Fig. 12: relative residuals on the large sample",
+            f"Fig. 12: residuals on the large sample ({RESIDUAL_CAPTION})",
             lambda p, f: plot_distributions(
                 scaling.comparison,
                 None,
@@ -281,6 +282,8 @@ def _residuals(result: ValidationResult, figures: Figures, base: Path) -> list[s
         "with x_GEN near 0 (px, py, phi) count at the edge instead of dominating; W1 is divided "
         "by the standard deviation of both residual samples together, because the RECO "
         "residual of a coordinate the detector measures almost exactly has nearly zero spread.",
+        "",
+        RESIDUAL_FIGURES,
         "",
         *_agreement_table(result.model, result.floor, "residuals", RESIDUAL_PREFIX),
         *_images(figures, ("fig05_residuals_features", "fig06_residuals_auxiliary"), base),
