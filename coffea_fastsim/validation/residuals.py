@@ -9,7 +9,8 @@ observable, and change no number:
   residual (x - x_GEN) / x_GEN;
 - every other observable (angles, rapidities, logarithms, signed components such as p_x or
   E_x^miss, whose x_GEN crosses 0) shows the absolute difference x - x_GEN in its unit;
-  for azimuthal angles (names ending in ``phi``) wrapped into [-pi, pi).
+  for azimuthal angles (names ending in ``phi``, histograms spanning the full circle)
+  wrapped into [-pi, pi), and their range at most that.
 
 The range is symmetric around 0: ``SPREAD_FACTOR`` times the largest |quantile| of the
 central 95 % of the RECO residuals (about +-3 sigma for a Gaussian response), never narrower
@@ -71,7 +72,9 @@ def _is_relative(observable: Observable) -> bool:
 
 
 def _is_azimuthal(observable: Observable) -> bool:
-    return observable.unit == "" and observable.name.endswith("phi")
+    """An azimuthal angle: a ``phi`` whose histogram spans the full circle (not |Delta phi|)."""
+    full_circle = observable.high - observable.low >= 2 * np.pi
+    return observable.unit == "" and observable.name.endswith("phi") and full_circle
 
 
 def shown_residual(observable: Observable, values: np.ndarray, gen: np.ndarray) -> np.ndarray:
@@ -168,6 +171,8 @@ def residual_axis(
         typical = float(np.median(finite_gen)) if finite_gen.size else 0.0
         floor = bin_width / max(typical, bin_width)
     half_width = fitted_half_width(shown_residual(observable, reco, gen), floor)
+    if _is_azimuthal(observable):
+        half_width = min(half_width, np.pi)
     return ResidualAxis(observable, bins | 1, half_width)
 
 
