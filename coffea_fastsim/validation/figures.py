@@ -49,6 +49,7 @@ LINES = {
 }
 #: The processor's mplhep style, with a font size for grids of small panels.
 RC = {"font.size": 15, "xaxis.labellocation": "center", "yaxis.labellocation": "center"}
+#: Width of a grid panel, inches.
 PANEL_INCHES = 5.2
 #: Margins of a grid (top: title and legend), inches.
 GRID_MARGINS = (1.3, 0.3, 0.9, 1.1)
@@ -119,16 +120,15 @@ def _grid(n_panels: int, ratio_panels: bool) -> tuple[plt.Figure, list, list]:
 
 
 def _title(fig: plt.Figure, title: str, legend_from: plt.Axes | None = None) -> None:
-    """The figure's title above the grid, and below it the legend of ``legend_from``'s
-    curves, which is that of every panel."""
+    """The figure's title above the grid, and below it (where panel titles would be) the
+    legend of ``legend_from``'s curves, which is that of every panel."""
     inch = 1.0 / fig.get_figheight()
     top = 1.0 - GRID_MARGINS[0] * inch
     if legend_from is not None:
         handles, labels = legend_from.get_legend_handles_labels()
         anchor = (0.5, top + 0.1 * inch)
         fig.legend(handles, labels, loc="lower center", bbox_to_anchor=anchor, ncols=len(labels))
-        top += 0.6 * inch
-    fig.suptitle(title, y=top + 0.15 * inch, va="bottom")
+    fig.suptitle(title, y=top + 0.75 * inch, va="bottom")
 
 
 def _finite_or_nan(values: np.ndarray) -> np.ndarray:
@@ -239,9 +239,7 @@ def plot_double_ratios(
         main.set_ylim(0.0, 2.0)
         main.set_xlabel(axis.label)
         main.set_ylabel("double ratio")
-        main.text(
-            0.05, 0.92, rf"flatness $\chi^2$/ndf = {chi2:.1f}/{ndf}", transform=main.transAxes
-        )
+        main.set_title(rf"flatness $\chi^2$/ndf = {chi2:.1f}/{ndf}", fontsize="medium")
     _title(fig, "Double ratio (DL/RECO, large sample) / (DL/RECO, test sample)")
     return _save(fig, output, formats, tight=False)
 
