@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from coffea.processor import accumulate
 
 from coffea_fastsim.processing.identities import EventIdentities
@@ -27,3 +28,21 @@ def test_repeats_within_and_across_chunks_are_counted_once_each():
 def test_no_repeat_in_distinct_events():
     assert EventIdentities.of(*_ids(list(range(1000)))).repeats == 0
     assert EventIdentities().repeats == 0
+
+
+@pytest.mark.parametrize("n_chunks", [1, 3, 17])
+def test_repeats_do_not_depend_on_chunking(n_chunks):
+    rng = np.random.default_rng(7)
+    events = rng.integers(0, 400, 1000)  # about 600 repeats among 1000 events
+    expected = len(events) - len(set(events.tolist()))
+    chunks = [EventIdentities.of(*_ids(part.tolist())) for part in np.array_split(events, n_chunks)]
+    total = accumulate(chunks)
+    assert total.repeats == expected
+    assert len(total) == len(set(events.tolist()))
+
+
+def test_a_checkpoint_of_the_previous_layout_adds_up():
+    previous = EventIdentities()
+    previous.__setstate__({"hashes": EventIdentities.of(*_ids([1, 2])).parts[0], "repeats": 1})
+    total = accumulate([previous, EventIdentities.of(*_ids([2, 3]))])
+    assert total.repeats == 2
