@@ -7,6 +7,7 @@ to a temporary directory, not to the user's cache.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,15 @@ def _private_pool_cache(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COFFEA_FASTSIM_CACHE", str(tmp_path_factory.mktemp("pool-cache")))
         yield
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handler_kept():
+    """No test may leave the Ctrl-C handler of the test process changed (an ignored SIGINT
+    is inherited by every child process started later, which then cannot be interrupted)."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    assert signal.getsignal(signal.SIGINT) is before, "the test changed the SIGINT handler"
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.cli import main
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.processing.dataset import read_dataset
+from coffea_fastsim.processing.runner import _worker_initializer
 
 SELECTED = 2766  # GEN-selected events of the embedded sample
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -187,10 +188,10 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _start(inputs: tuple[Path, Path], out: Path) -> subprocess.Popen:
+def _start(inputs: tuple[Path, Path], out: Path, executor: str = "futures") -> subprocess.Popen:
     sample, model = inputs
     argv = [sys.executable, "-m", "coffea_fastsim.cli", "run", str(sample), "--model",
-            str(model), "-o", str(out), "--executor", "futures", "--workers", "2",
+            str(model), "-o", str(out), "--executor", executor, "--workers", "2",
             "--chunksize", "100"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
     return subprocess.Popen(
@@ -231,9 +232,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_ctrl_c_stops_within_seconds_and_keeps_finished_chunks(inputs, tmp_path):
+@pytest.mark.parametrize("executor", ["futures", "dask"])
+def test_ctrl_c_stops_within_seconds_and_keeps_finished_chunks(executor, inputs, tmp_path):
     out = tmp_path / "out"
-    process = _start(inputs, out)
+    process = _start(inputs, out, executor)
     _wait_for_checkpoints(out, process)
     workers = _children(process.pid)
     os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
@@ -248,6 +250,19 @@ def test_ctrl_c_stops_within_seconds_and_keeps_finished_chunks(inputs, tmp_path)
     assert not (out / "manifest.json").exists()
     time.sleep(2)
     assert not [pid for pid in workers if _alive(pid)]
+
+
+def test_a_futures_run_leaves_the_ctrl_c_handler_of_the_main_process(inputs, tmp_path):
+    sample, model = inputs
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        argv = ["run", str(sample), "--model", str(model), "-o", str(tmp_path / "out")]
+        assert main([*argv, "--executor", "futures", "--workers", "1"]) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        _worker_initializer(os.getpid())  # as if the pool ran it in this process
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.slow

@@ -5,11 +5,11 @@ iterative, futures and dask executors: the DL noise of each event is fixed by it
 not by its chunk. Failed dask tasks (e.g. a lost worker) are retried; chunk outputs can be
 checkpointed so that an interrupted run resumes where it stopped.
 
-Interrupts: the futures executor's worker processes ignore SIGINT and die with the main
-process (``PR_SET_PDEATHSIG`` on Linux, a thread watching the parent elsewhere); on Ctrl-C
-the main process cancels the pending chunks and terminates the workers without waiting, so
-the run stops within seconds and keeps the checkpoints of the finished chunks. Progress bars
-go to stderr.
+Interrupts: the futures and dask worker processes ignore SIGINT, and the futures workers
+die with the main process (``PR_SET_PDEATHSIG`` on Linux, a thread watching the parent
+elsewhere). On Ctrl-C the main process cancels the pending chunks and terminates the futures
+workers without waiting, or closes the dask client and its LocalCluster, so the run stops
+within seconds and keeps the checkpoints of the finished chunks. Progress bars go to stderr.
 """
 
 from __future__ import annotations
@@ -112,13 +112,27 @@ def _dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
         with Client(scheduler) as client:
             yield client
         return
-    with (
-        LocalCluster(
+    with _sigint_ignored_by_children():
+        cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+        )
+    with cluster, Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _sigint_ignored_by_children() -> Iterator[None]:
+    """Ignore SIGINT while the dask worker processes start, so that they inherit it: a
+    terminal's Ctrl-C reaches the whole process group, and only the main process should act
+    on it (the workers are then closed with the cluster). The handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -131,7 +145,10 @@ def _watch_parent(parent: int) -> None:
 
 
 def _worker_initializer(parent: int) -> None:
-    """In each futures worker: leave Ctrl-C to the main process, die with it."""
+    """In each futures worker: leave Ctrl-C to the main process, die with it. Does nothing
+    in the main process itself (``parent``), whose Ctrl-C handler must stay as it is."""
+    if os.getpid() == parent:
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
