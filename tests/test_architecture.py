@@ -94,12 +94,15 @@ def _generate_extra() -> set[str]:
 
 
 ANALYSIS, SIM, SURROGATE = f"{PACKAGE}.analysis", f"{PACKAGE}.sim", f"{PACKAGE}.surrogate"
-OBSERVABLES, TRAINING = f"{ANALYSIS}.observables", f"{SURROGATE}.training"
+DEFINITION, TRAINING = f"{ANALYSIS}.definition", f"{SURROGATE}.training"
 #: Layers that may import only the listed parts of the package, and the rule's wording.
 ONLY = {
     "analysis": ((ANALYSIS,), "analysis imports nothing of the package"),
     "sim": ((SIM,), "sim imports only sim"),
-    "surrogate": ((SURROGATE, OBSERVABLES), "surrogate imports only surrogate and observables"),
+    "surrogate": (
+        (SURROGATE, DEFINITION),
+        "surrogate imports only surrogate and the analysis definition (plain data)",
+    ),
 }
 #: The plugin side (what an analysis runs) never needs the simulation or training.
 PLUGIN = {"processing", "validation", "processor", "embedded"}
@@ -210,7 +213,8 @@ def test_imports_are_found_and_resolved(source: str, module: str, expected: list
         ("sim", "coffea_fastsim.sim.detector.jets", True),
         ("sim", "coffea_fastsim.analysis.observables", False),
         ("sim", "fastjet", True),
-        ("surrogate", "coffea_fastsim.analysis.observables", True),
+        ("surrogate", "coffea_fastsim.analysis.definition", True),
+        ("surrogate", "coffea_fastsim.analysis.reading", False),
         ("surrogate", "coffea_fastsim.analysis.features", False),
         ("processing", "coffea_fastsim.surrogate.inference", True),
         ("processing", "coffea_fastsim.surrogate.training", False),

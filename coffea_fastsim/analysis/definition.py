@@ -25,12 +25,14 @@ import numpy as np
 __all__ = [
     "GEN_COLLECTIONS",
     "MET_COLLECTIONS",
+    "RESPONSE_KINDS",
     "AnalysisDefinition",
     "DefinitionError",
     "GenObject",
     "MissingET",
     "Observable",
     "Region",
+    "Response",
 ]
 
 #: GEN collections an object can come from, and the fields the selection reads there.
@@ -124,6 +126,39 @@ class Region:
     below: tuple[tuple[str, float], ...] = ()
 
 
+#: Kinds of detector response and the number of features each one covers.
+RESPONSE_KINDS: dict[str, int] = {"momentum": 3, "difference": 1, "transverse": 2}
+
+
+@dataclass(frozen=True)
+class Response:
+    """How the detector changes some features of one object, in the detector's coordinates.
+
+    A surrogate trained with the detector target learns these responses instead of the
+    RECO features themselves; the RECO-like features are then the GEN features with the
+    response applied, so every observable comes out of the same objects.
+
+    Arguments:
+        name: the object's name (``axis`` of a transverse response refers to it).
+        kind: one of RESPONSE_KINDS:
+            "momentum": features (px, py, pz) in GeV; the response is
+            (log(pT_RECO / pT_GEN), eta_RECO - eta_GEN, phi_RECO - phi_GEN wrapped to
+            [-pi, pi)).
+            "difference": one feature; the response is x_RECO - x_GEN (for a log mass,
+            log(m_RECO / m_GEN)).
+            "transverse": features (x, y) of a transverse vector in GeV, e.g. the missing
+            momentum; the response is the RECO - GEN difference, its components along and
+            across the GEN transverse direction of the momentum response ``axis``.
+        features: the feature names it covers, in the order above.
+        axis: the name of a "momentum" response (transverse kind only).
+    """
+
+    name: str
+    kind: str
+    features: tuple[str, ...]
+    axis: str | None = None
+
+
 class MissingET(NamedTuple):
     """The missing transverse momentum of the selected events: pT (GeV) and phi, shape (n,)."""
 
@@ -157,6 +192,11 @@ class AnalysisDefinition:
         met: whether the selection reads GenMET (and MET for RECO): ``objects["met"]``.
         regions: analysis-level outputs of the processor.
         residual_binning: (bins, low, high) of the relative residual histograms.
+        responses: the detector responses that cover the feature vector, each feature once
+            (see Response); empty: the analysis offers only the paper target (the RECO
+            features themselves). Not part of the hash: it says how a surrogate may
+            parametrize the features, not what they are; a model file records the layout it
+            was trained with.
     """
 
     name: str
@@ -170,6 +210,7 @@ class AnalysisDefinition:
     met: bool = True
     regions: tuple[Region, ...] = ()
     residual_binning: tuple[int, float, float] = (80, -1.0, 1.0)
+    responses: tuple[Response, ...] = ()
     _hash: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
@@ -294,11 +335,44 @@ def _check(definition: AnalysisDefinition) -> None:
                 fail(f"{where}.low/high", "the histogram range is not finite")
             if not observable.low < observable.high:
                 fail(f"{where}.low/high", f"empty range [{observable.low}, {observable.high}]")
+    _check_responses(definition, fail)
     for region in definition.regions:
         cuts = (*region.above, *region.below)
         for name in (*(name for name, _ in cuts), region.observable):
             if name not in seen:
                 fail(f"regions[{region.name!r}]", f"{name!r} is not an observable")
+
+
+def _check_responses(definition: AnalysisDefinition, fail: Callable[[str, str], None]) -> None:
+    """The responses cover every feature once, with the arity of their kind."""
+    if not definition.responses:
+        return
+    covered: list[str] = []
+    momenta: set[str] = set()
+    for response in definition.responses:
+        where = f"responses[{response.name!r}]"
+        arity = RESPONSE_KINDS.get(response.kind)
+        if arity is None:
+            fail(f"{where}.kind", f"{response.kind!r} is not one of {list(RESPONSE_KINDS)}")
+        if len(response.features) != arity:
+            fail(
+                f"{where}.features",
+                f"a {response.kind} response covers {arity} features, got {response.features}",
+            )
+        unknown = [f for f in response.features if f not in definition.feature_names]
+        if unknown:
+            fail(f"{where}.features", f"{unknown} are not features of the analysis")
+        if response.kind == "transverse" and response.axis not in momenta:
+            fail(f"{where}.axis", f"{response.axis!r} is not a momentum response before it")
+        if response.kind != "transverse" and response.axis is not None:
+            fail(f"{where}.axis", "only a transverse response has an axis")
+        if response.kind == "momentum":
+            momenta.add(response.name)
+        covered.extend(response.features)
+    twice = sorted({f for f in covered if covered.count(f) > 1})
+    missing = [f for f in definition.feature_names if f not in covered]
+    if twice or missing:
+        fail("responses", f"features covered twice: {twice}; not covered: {missing}")
 
 
 def _source(function: Callable[..., Any]) -> str:

@@ -22,6 +22,7 @@ from coffea_fastsim.analysis.definition import (
     GenObject,
     Observable,
     Region,
+    Response,
 )
 
 __all__ = ["WJETS"]
@@ -126,6 +127,12 @@ WJETS = AnalysisDefinition(
         Observable("mt", r"$M_T$ [GeV]", 60, 0.0, 200.0),
         Observable("st", r"$S_T$ [GeV]", 60, 0.0, 600.0),
         Observable("jet_mass", r"$M_j$ [GeV]", 60, 0.0, 60.0),
+    ),
+    responses=(
+        Response("muon", "momentum", ("muon_px", "muon_py", "muon_pz")),
+        Response("jet", "momentum", ("jet_px", "jet_py", "jet_pz")),
+        Response("jet_mass", "difference", ("jet_log_mass",)),
+        Response("met", "transverse", ("met_x", "met_y"), axis="jet"),
     ),
     regions=(Region("signal_region", "signal region", (("mt", 50.0), ("jet_pt", 40.0)), "mt"),),
 )

@@ -23,6 +23,7 @@ from coffea_fastsim.analysis.definition import (
     GenObject,
     Observable,
     Region,
+    Response,
 )
 
 __all__ = ["ZMUMU"]
@@ -155,6 +156,13 @@ ZMUMU = AnalysisDefinition(
         Observable("jet_mass", r"$M_j$ [GeV]", 60, 0.0, 60.0),
         Observable("met", r"$E_T^{miss}$ [GeV]", 50, 0.0, 100.0),
         Observable("met_phi", r"$\phi_{miss}$", 64, -3.2, 3.2, ""),
+    ),
+    responses=(
+        Response("muon1", "momentum", ("muon1_px", "muon1_py", "muon1_pz")),
+        Response("muon2", "momentum", ("muon2_px", "muon2_py", "muon2_pz")),
+        Response("jet", "momentum", ("jet_px", "jet_py", "jet_pz")),
+        Response("jet_mass", "difference", ("jet_log_mass",)),
+        Response("met", "transverse", ("met_x", "met_y"), axis="jet"),
     ),
     regions=(
         Region(

@@ -72,17 +72,22 @@ def _train(args: argparse.Namespace) -> None:
     from coffea_fastsim.surrogate.training import TrainingConfig
     from coffea_fastsim.validation.heldout import heldout_agreement
 
+    analysis = resolve_analysis(args.analysis)
     config = TrainingConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         patience=args.patience,
         seed=args.seed,
         model=args.model,
-        flow=FlowConfig(transform=args.flow_transform, transforms=args.flow_transforms)
+        flow=FlowConfig(
+            transform=args.flow_transform,
+            transforms=args.flow_transforms,
+            hidden_features=tuple(args.flow_hidden),
+        )
         if args.model == "flow"
         else None,
+        target=args.target or ("detector" if analysis.responses else "paper"),
     )
-    analysis = resolve_analysis(args.analysis)
     pairs = feature_pairs(args.inputs, analysis)
     print(
         f"{len(pairs)} events selected by the analysis {analysis.name!r} with valid RECO partners"
@@ -95,6 +100,7 @@ def _train(args: argparse.Namespace) -> None:
         check=partial(heldout_agreement, pairs, analysis),
         feature_names=analysis.feature_names,
         n_members=args.ensemble,
+        responses=analysis.responses,
         metadata={
             "analysis": analysis.record,
             "process": sorted({sample_process(path) for path in args.inputs}),
@@ -104,7 +110,8 @@ def _train(args: argparse.Namespace) -> None:
     for member in members:
         result = member.result
         print(
-            f"{args.model} model, seed {result.config.seed}: best epoch {result.best_epoch} of "
+            f"{args.model} model, {config.target} target, seed {result.config.seed}: "
+            f"best epoch {result.best_epoch} of "
             f"{len(result.history.train_loss)} ({result.seconds:.0f} s)"
         )
         print(

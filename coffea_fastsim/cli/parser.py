@@ -131,6 +131,17 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         help="model family (default: gaussian, the paper's)",
     )
     parser.add_argument(
+        "--target",
+        choices=("detector", "paper"),
+        default=None,
+        help=(
+            "what the model learns: 'detector', each object's response in the detector's "
+            "coordinates (log pT ratio, eta and phi differences, ...; see docs/model.md), or "
+            "'paper', the RECO features themselves (default: detector when the analysis "
+            "defines its responses, else paper)"
+        ),
+    )
+    parser.add_argument(
         "--flow-transform",
         choices=("affine", "spline"),
         default="affine",
@@ -142,6 +153,14 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         default=3,
         metavar="N",
         help="flow only: number of autoregressive transforms (default: 3)",
+    )
+    parser.add_argument(
+        "--flow-hidden",
+        type=int,
+        nargs="+",
+        default=[64, 64],
+        metavar="WIDTH",
+        help="flow only: widths of each transform's hidden layers (default: 64 64)",
     )
     parser.add_argument(
         "--ensemble",

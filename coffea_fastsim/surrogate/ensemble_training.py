@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from coffea_fastsim.analysis.definition import Response
 from coffea_fastsim.surrogate.ensemble import member_path
 from coffea_fastsim.surrogate.model_file import save_model
 from coffea_fastsim.surrogate.training import TrainingConfig, TrainingResult, train_surrogate
@@ -52,6 +53,7 @@ def train_ensemble(
     feature_names: Sequence[str],
     n_members: int = 1,
     metadata: Mapping[str, Any] | None = None,
+    responses: Sequence[Response] = (),
 ) -> Iterator[TrainedMember]:
     """Train ``n_members`` models with seeds ``config.seed``, ``config.seed + 1`` ...
 
@@ -68,6 +70,7 @@ def train_ensemble(
         feature_names: the analysis's feature names, in order (recorded in each file).
         n_members: models to train, at least 1.
         metadata: more provenance to store, e.g. {"sources": [...], "analysis": {...}}.
+        responses: the analysis's detector responses, for ``config.target == "detector"``.
 
     Returns:
         An iterator that trains each member when asked for it and gives it once saved.
@@ -78,7 +81,15 @@ def train_ensemble(
     if n_members < 1:
         raise ValueError(f"the ensemble needs at least 1 member, got {n_members}")
     return _members(
-        gen, reco, config, Path(output), check, tuple(feature_names), n_members, metadata or {}
+        gen,
+        reco,
+        config,
+        Path(output),
+        check,
+        tuple(feature_names),
+        n_members,
+        metadata or {},
+        tuple(responses),
     )
 
 
@@ -91,11 +102,12 @@ def _members(
     feature_names: tuple[str, ...],
     n_members: int,
     metadata: Mapping[str, Any],
+    responses: tuple[Response, ...],
 ) -> Iterator[TrainedMember]:
     for index in range(n_members):
         member_config = dataclasses.replace(config, seed=config.seed + index)
         path = output if n_members == 1 else member_path(output, index)
-        result = train_surrogate(gen, reco, member_config, feature_names)
+        result = train_surrogate(gen, reco, member_config, feature_names, responses)
         provenance = {**result.metadata(), **metadata}
         path.parent.mkdir(parents=True, exist_ok=True)
         save_model(result.model, path, provenance, feature_names=feature_names)

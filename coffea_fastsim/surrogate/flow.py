@@ -4,11 +4,12 @@ The 9 RECO features are modelled jointly, so correlations between them (a mismea
 shifts the MET; the muon direction is measured almost exactly, so its px, py, pz residuals
 move together) and non-Gaussian response shapes are learned, as in FlashSim. The flow is
 zuko's masked autoregressive flow, with affine or rational-quadratic spline transforms,
-conditioned on the standardized GEN features. It models the response
-t = (x_RECO - x_GEN) / reco_std rather than the standardized x_RECO: the identity part of
-the detector response is then exact instead of being learned by a network, which matters
-because the muon momentum components are measured to about 1% of their spread in the sample
-(see docs/flow.md for the comparison with x_RECO as the variable).
+conditioned on the standardized GEN features and the target's context. With the detector
+target (``TargetCoordinates``) the flow's variable is the standardized response itself. With
+the paper target it is t = (x_RECO - x_GEN) / reco_std rather than the standardized x_RECO:
+the identity part of the detector response is then exact instead of being learned by a
+network, which matters because the muon momentum components are measured to about 1% of
+their spread in the sample (see docs/flow.md for the comparison with x_RECO as the variable).
 
 Sampling keeps the engine's contract ``forward(x_gen, eps) -> x_dl``: the per-event
 standard normal noise ``eps`` is the sample of the flow's base distribution, mapped to a RECO
@@ -27,9 +28,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import zuko
 from torch import Tensor
 
+from coffea_fastsim.surrogate.coordinates import TargetCoordinates
 from coffea_fastsim.surrogate.gaussian import StandardizedSurrogate
 
 __all__ = ["FLOW_TRANSFORMS", "FlowConfig", "FlowSurrogate"]
@@ -80,9 +83,8 @@ class FlowSurrogate(StandardizedSurrogate):
     saved with ``torch.export`` (see ``model_io``).
 
     Arguments:
-        gen_mean, gen_std: mean and standard deviation of the GEN features of the training
-            sample, shape (n_features,), physical units.
-        reco_mean, reco_std: the same for the RECO features.
+        gen_mean, gen_std, reco_mean, reco_std, coordinates, context_mean, context_std: see
+            ``StandardizedSurrogate``.
         config: the flow's architecture.
     """
 
@@ -92,14 +94,27 @@ class FlowSurrogate(StandardizedSurrogate):
         gen_std: Tensor,
         reco_mean: Tensor,
         reco_std: Tensor,
+        coordinates: TargetCoordinates | None = None,
+        context_mean: Tensor | None = None,
+        context_std: Tensor | None = None,
         config: FlowConfig | None = None,
     ) -> None:
-        super().__init__(gen_mean, gen_std, reco_mean, reco_std)
+        super().__init__(
+            gen_mean,
+            gen_std,
+            reco_mean,
+            reco_std,
+            coordinates,
+            context_mean,
+            context_std,
+            compress=True,
+        )
         config = config or FlowConfig()
-        n_features = self.n_features
+        # The paper target's variable is the difference to the GEN features (see above).
+        self.relative_to_gen = self.coordinates.name == "paper"
         arguments = {
-            "features": n_features,
-            "context": n_features,
+            "features": self.n_features,
+            "context": self.n_conditioning,
             "transforms": config.transforms,
             "hidden_features": config.hidden_features,
             "passes": config.passes,
@@ -109,25 +124,26 @@ class FlowSurrogate(StandardizedSurrogate):
         else:
             self.flow = zuko.flows.MAF(**arguments)
 
-    def response(self, z_reco: Tensor, z_gen: Tensor) -> Tensor:
-        """The flow's variable t = (x_RECO - x_GEN) / reco_std, shape (n_events, n_features).
+    def _offset(self, z_conditioning: Tensor) -> Tensor:
+        """What the flow's variable is measured from, standardized target units: the GEN
+        features for the paper target, zero response for the detector target."""
+        if not self.relative_to_gen:
+            return torch.zeros_like(z_conditioning[:, : self.n_features])
+        x_gen = z_conditioning[:, : self.n_features] * self.gen_std + self.gen_mean
+        return self.standardize_reco(x_gen)
+
+    def log_prob_standardized(self, z_reco: Tensor, z_conditioning: Tensor) -> Tensor:
+        """log p(z_reco | conditioning) of the standardized target, shape (n_events,).
+
+        log p(target | x_GEN) is this minus sum(log reco_std).
 
         Arguments:
-            z_reco: standardized RECO features, shape (n_events, n_features).
-            z_gen: standardized GEN features, shape (n_events, n_features).
+            z_reco: standardized target, shape (n_events, n_features).
+            z_conditioning: standardized conditioning (``conditioning``), shape
+                (n_events, n_conditioning).
         """
-        return z_reco - self.standardize_reco(z_gen * self.gen_std + self.gen_mean)
-
-    def log_prob_standardized(self, z_reco: Tensor, z_gen: Tensor) -> Tensor:
-        """log p(z_reco | z_gen) of standardized features, shape (n_events,).
-
-        log p(x_RECO | x_GEN) is this minus sum(log reco_std).
-
-        Arguments:
-            z_reco: standardized RECO features, shape (n_events, n_features).
-            z_gen: standardized GEN features, shape (n_events, n_features).
-        """
-        return self.flow(z_gen).log_prob(self.response(z_reco, z_gen))
+        variable = z_reco - self._offset(z_conditioning)
+        return self.flow(z_conditioning).log_prob(variable)
 
     def forward(self, x_gen: Tensor, eps: Tensor) -> Tensor:
         """Sample RECO-like features, one per event: the inverse transform of ``eps``.
@@ -139,5 +155,8 @@ class FlowSurrogate(StandardizedSurrogate):
         Returns:
             RECO-like features x_DL, shape (n_events, n_features), physical units.
         """
-        response = self.flow(self.standardize_gen(x_gen)).transform.inv(eps)
-        return x_gen + self.reco_std * response
+        if self.relative_to_gen:
+            response = self.flow(self.standardize_gen(x_gen)).transform.inv(eps)
+            return x_gen + self.reco_std * response
+        z_target = self.flow(self.conditioning(x_gen)).transform.inv(eps)
+        return self.coordinates.decode(x_gen, self.destandardize_reco(z_target))

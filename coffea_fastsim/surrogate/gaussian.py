@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from coffea_fastsim.surrogate.coordinates import TargetCoordinates
+
 __all__ = [
     "GAMMA",
     "GaussianSurrogate",
@@ -36,20 +38,25 @@ GAMMA = 0.841
 
 
 def regression_mlp(
-    n_features: int, hidden_width: int = 100, hidden_layers: int = 4, negative_slope: float = 0.05
+    n_features: int,
+    hidden_width: int = 100,
+    hidden_layers: int = 4,
+    negative_slope: float = 0.05,
+    n_inputs: int | None = None,
 ) -> nn.Sequential:
     """The paper's "six-layer" dense network: n -> 100 -> 100 -> 100 -> 100 -> n.
 
     LeakyReLU(negative_slope) after every layer but the last, which is linear.
 
     Arguments:
-        n_features: width of the input and output layers (9).
+        n_features: width of the output layer (9), and of the input layer by default.
         hidden_width: nodes of each hidden layer.
         hidden_layers: number of hidden layers.
         negative_slope: LeakyReLU slope for negative inputs.
+        n_inputs: width of the input layer when it differs (GEN features and context).
     """
     layers: list[nn.Module] = []
-    width = n_features
+    width = n_features if n_inputs is None else n_inputs
     for _ in range(hidden_layers):
         layers += [nn.Linear(width, hidden_width), nn.LeakyReLU(negative_slope)]
         width = hidden_width
@@ -92,41 +99,84 @@ def paper_loss(mu: Tensor, q: Tensor, target: Tensor, gamma: float = GAMMA) -> T
 
 
 class StandardizedSurrogate(nn.Module):
-    """Base of every surrogate family: the standardization of GEN and RECO features.
+    """Base of every surrogate family: its target coordinates and their standardization.
 
-    The constants are buffers, so they travel with the weights. A subclass implements
-    ``forward(x_gen, eps) -> x_dl``, shapes (n_events, n_features), physical units, with
-    ``eps`` standard normal noise; the inference engine needs nothing else.
+    The network of a subclass sees the standardized conditioning (the GEN features, then
+    the target's context, see ``TargetCoordinates``) and works on the standardized target
+    (the RECO features for the paper target, the detector response for the detector
+    target). The constants are buffers, so they travel with the weights. A subclass
+    implements ``forward(x_gen, eps) -> x_dl``, shapes (n_events, n_features), physical
+    units, with ``eps`` standard normal noise; the inference engine needs nothing else.
 
     Arguments:
         gen_mean, gen_std: mean and standard deviation of the GEN features of the training
             sample, shape (n_features,), physical units.
-        reco_mean, reco_std: the same for the RECO features.
+        reco_mean, reco_std: the same for the target (named for the paper target, where it
+            is the RECO features).
+        coordinates: the target; None: the paper target.
+        context_mean, context_std: mean and standard deviation of the target's context,
+            shape (n_context,); None when the target has no context.
+        compress: standardize the detector target with asinh (see ``standardize_reco``).
     """
 
     def __init__(
-        self, gen_mean: Tensor, gen_std: Tensor, reco_mean: Tensor, reco_std: Tensor
+        self,
+        gen_mean: Tensor,
+        gen_std: Tensor,
+        reco_mean: Tensor,
+        reco_std: Tensor,
+        coordinates: TargetCoordinates | None = None,
+        context_mean: Tensor | None = None,
+        context_std: Tensor | None = None,
+        compress: bool = False,
     ) -> None:
         super().__init__()
         n_features = gen_mean.shape[0]
+        coordinates = coordinates or TargetCoordinates([str(i) for i in range(n_features)])
+        empty = torch.zeros(0)
+        context_mean = empty if context_mean is None else context_mean
+        context_std = empty if context_std is None else context_std
+        for name, value, width in [
+            ("gen_std", gen_std, n_features),
+            ("reco_mean", reco_mean, n_features),
+            ("reco_std", reco_std, n_features),
+            ("context_mean", context_mean, coordinates.n_context),
+            ("context_std", context_std, coordinates.n_context),
+        ]:
+            if tuple(value.shape) != (width,):
+                raise ValueError(f"{name} has shape {tuple(value.shape)}, expected ({width},)")
+        if coordinates.n_features != n_features:
+            raise ValueError(
+                f"the target has {coordinates.n_features} features, gen_mean {n_features}"
+            )
+        # The detector target's scale is robust, and 0 for a response the detector does
+        # not have (exact); a flow's variable is also compressed (see standardize_reco).
+        self.detector = coordinates.name == "detector"
+        self.compress = compress and self.detector
+        if not all(bool((s > 0).all()) for s in (gen_std, context_std)) or not (
+            bool((reco_std >= 0).all()) if self.detector else bool((reco_std > 0).all())
+        ):
+            raise ValueError("standard deviations must be positive")
         for name, value in [
+            ("gen_mean", gen_mean),
             ("gen_std", gen_std),
             ("reco_mean", reco_mean),
             ("reco_std", reco_std),
+            ("context_mean", context_mean),
+            ("context_std", context_std),
         ]:
-            if value.shape != gen_mean.shape:
-                raise ValueError(f"{name} has shape {tuple(value.shape)}, expected ({n_features},)")
-        if not (bool((gen_std > 0).all()) and bool((reco_std > 0).all())):
-            raise ValueError("standard deviations must be positive")
-        self.register_buffer("gen_mean", gen_mean.detach().to(torch.float32).clone())
-        self.register_buffer("gen_std", gen_std.detach().to(torch.float32).clone())
-        self.register_buffer("reco_mean", reco_mean.detach().to(torch.float32).clone())
-        self.register_buffer("reco_std", reco_std.detach().to(torch.float32).clone())
+            self.register_buffer(name, value.detach().to(torch.float32).clone())
+        self.coordinates = coordinates
 
     @property
     def n_features(self) -> int:
         """Number of GEN (and RECO) features."""
         return int(self.gen_mean.shape[0])
+
+    @property
+    def n_conditioning(self) -> int:
+        """Width of the network's conditioning: the GEN features and the context."""
+        return self.n_features + int(self.context_mean.shape[0])
 
     @torch.jit.export
     def standardize_gen(self, x_gen: Tensor) -> Tensor:
@@ -134,13 +184,34 @@ class StandardizedSurrogate(nn.Module):
         return (x_gen - self.gen_mean) / self.gen_std
 
     @torch.jit.export
+    def conditioning(self, x_gen: Tensor) -> Tensor:
+        """The network's standardized input, (n_events, n_conditioning): the GEN features,
+        then the target's context (none for the paper target)."""
+        context = (self.coordinates.context(x_gen) - self.context_mean) / self.context_std
+        return torch.cat([self.standardize_gen(x_gen), context], dim=1)
+
+    @torch.jit.export
     def standardize_reco(self, x_reco: Tensor) -> Tensor:
-        """Physical RECO features (n_events, n_features) -> standardized."""
-        return (x_reco - self.reco_mean) / self.reco_std
+        """Target (n_events, n_features), physical units -> standardized.
+
+        The paper target: (x - mean) / std. The detector target: (x - median) / w, with w
+        half the central 68% interval, so that the core of a response with wide tails (a
+        jet matched to the wrong particle) is resolved; a response with w = 0 (exact)
+        gives 0. With ``compress`` (the flow), asinh of that: the tails stay within reach
+        of the flow's transforms.
+        """
+        if not self.detector:
+            return (x_reco - self.reco_mean) / self.reco_std
+        scale = torch.where(self.reco_std > 0, self.reco_std, torch.ones_like(self.reco_std))
+        z_reco = torch.where(self.reco_std > 0, (x_reco - self.reco_mean) / scale, 0.0)
+        return torch.asinh(z_reco) if self.compress else z_reco
 
     @torch.jit.export
     def destandardize_reco(self, z_reco: Tensor) -> Tensor:
-        """Standardized RECO features (n_events, n_features) -> physical units."""
+        """Standardized target (n_events, n_features) -> physical units (the inverse of
+        ``standardize_reco``; an exact response gives its median)."""
+        if self.compress:
+            z_reco = torch.sinh(z_reco)
         return z_reco * self.reco_std + self.reco_mean
 
 
@@ -151,9 +222,8 @@ class GaussianSurrogate(StandardizedSurrogate):
     with ``torch.jit.script``.
 
     Arguments:
-        gen_mean, gen_std: mean and standard deviation of the GEN features of the training
-            sample, shape (n_features,), physical units.
-        reco_mean, reco_std: the same for the RECO features.
+        gen_mean, gen_std, reco_mean, reco_std, coordinates, context_mean, context_std: see
+            ``StandardizedSurrogate``.
         hidden_width, hidden_layers, negative_slope: see ``regression_mlp``.
     """
 
@@ -163,23 +233,31 @@ class GaussianSurrogate(StandardizedSurrogate):
         gen_std: Tensor,
         reco_mean: Tensor,
         reco_std: Tensor,
+        coordinates: TargetCoordinates | None = None,
+        context_mean: Tensor | None = None,
+        context_std: Tensor | None = None,
         hidden_width: int = 100,
         hidden_layers: int = 4,
         negative_slope: float = 0.05,
     ) -> None:
-        super().__init__(gen_mean, gen_std, reco_mean, reco_std)
-        n_features = gen_mean.shape[0]
-        self.mean_net = regression_mlp(n_features, hidden_width, hidden_layers, negative_slope)
-        self.quantile_net = regression_mlp(n_features, hidden_width, hidden_layers, negative_slope)
+        super().__init__(
+            gen_mean, gen_std, reco_mean, reco_std, coordinates, context_mean, context_std
+        )
+        shape = (self.n_features, hidden_width, hidden_layers, negative_slope, self.n_conditioning)
+        self.mean_net = regression_mlp(*shape)
+        self.quantile_net = regression_mlp(*shape)
 
     @torch.jit.export
     def heads(self, z_gen: Tensor) -> tuple[Tensor, Tensor]:
-        """Standardized (mu, q) from standardized GEN features, each (n_events, n_features)."""
+        """Standardized (mu, q) of the target, each (n_events, n_features), from the
+        standardized conditioning (n_events, n_conditioning)."""
         return self.mean_net(z_gen), self.quantile_net(z_gen)
 
     @torch.jit.export
     def mean_and_width(self, x_gen: Tensor) -> tuple[Tensor, Tensor]:
-        """Central value mu and width sigma = |q - mu|, physical units.
+        """Central value mu and width sigma = |q - mu| of the target, physical units (the
+        RECO features for the paper target, the response for the detector target; sigma is
+        the distance from mu to the learned 84.1% quantile).
 
         Arguments:
             x_gen: GEN features, shape (n_events, n_features), physical units.
@@ -187,11 +265,14 @@ class GaussianSurrogate(StandardizedSurrogate):
         Returns:
             (mu, sigma), each of shape (n_events, n_features).
         """
-        mu, q = self.heads(self.standardize_gen(x_gen))
+        mu, q = self.heads(self.conditioning(x_gen))
+        if self.detector:
+            center = self.destandardize_reco(mu)
+            return center, (self.destandardize_reco(q) - center).abs()
         return self.destandardize_reco(mu), (q - mu).abs() * self.reco_std
 
     def forward(self, x_gen: Tensor, eps: Tensor) -> Tensor:
-        """Sample x_DL = mu + sigma * eps.
+        """Sample the target mu + sigma * eps and decode it into RECO-like features.
 
         Arguments:
             x_gen: GEN features, shape (n_events, n_features), physical units.
@@ -200,8 +281,13 @@ class GaussianSurrogate(StandardizedSurrogate):
         Returns:
             RECO-like features x_DL, shape (n_events, n_features), physical units.
         """
-        mu, sigma = self.mean_and_width(x_gen)
-        return mu + sigma * eps
+        if self.detector:
+            mu, q = self.heads(self.conditioning(x_gen))
+            target = self.destandardize_reco(mu + (q - mu).abs() * eps)
+        else:
+            mu, sigma = self.mean_and_width(x_gen)
+            target = mu + sigma * eps
+        return self.coordinates.decode(x_gen, target)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -55,7 +55,14 @@ MODEL_FAMILIES: dict[type[StandardizedSurrogate], tuple[str, tuple[str, ...]]] =
     GaussianSurrogate: ("gaussian", ("torchscript", "torch_export")),
     FlowSurrogate: ("flow", ("torch_export",)),
 }
-_STANDARDIZATION_BUFFERS = ("gen_mean", "gen_std", "reco_mean", "reco_std")
+_STANDARDIZATION_BUFFERS = (
+    "gen_mean",
+    "gen_std",
+    "reco_mean",
+    "reco_std",
+    "context_mean",
+    "context_std",
+)
 
 
 class ModelFormatError(ValueError):

@@ -29,6 +29,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from coffea_fastsim.analysis.definition import Response
+from coffea_fastsim.surrogate.coordinates import TARGETS, TargetCoordinates
 from coffea_fastsim.surrogate.flow import FlowConfig, FlowSurrogate
 from coffea_fastsim.surrogate.gaussian import (
     GAMMA,
@@ -39,6 +41,7 @@ from coffea_fastsim.surrogate.gaussian import (
     resolve_device,
 )
 from coffea_fastsim.surrogate.model_file import sample_hash
+from coffea_fastsim.surrogate.scaling import feature_scale, response_scale
 
 __all__ = [
     "DEFAULT_LEARNING_RATE",
@@ -84,6 +87,9 @@ class TrainingConfig:
         model: the family to train, "gaussian" (the paper's) or "flow".
         flow: the flow's architecture; None for the Gaussian model, ``FlowConfig()`` when
             None for the flow model.
+        target: what the model learns (``TargetCoordinates``): "detector", the response
+            of each object in the detector's coordinates (needs the analysis's responses),
+            or "paper", the RECO features themselves (the reference study).
     """
 
     epochs: int = 100
@@ -99,8 +105,11 @@ class TrainingConfig:
     progress: bool = True
     model: str = "gaussian"
     flow: FlowConfig | None = None
+    target: str = "paper"
 
     def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.model == "flow" and self.flow is None:
@@ -163,6 +172,7 @@ class TrainingResult:
         sample_hash: SHA-256 of the (gen, reco) sample, see ``model_io.sample_hash``.
         config: the configuration used.
         seconds: wall-clock training time.
+        responses: the detector responses the target is made of (none: the paper target).
     """
 
     model: StandardizedSurrogate
@@ -172,6 +182,7 @@ class TrainingResult:
     sample_hash: str
     config: TrainingConfig
     seconds: float
+    responses: tuple[Response, ...] = ()
 
     def metadata(self) -> dict[str, Any]:
         """Provenance for ``model_io.save_model``."""
@@ -188,6 +199,10 @@ class TrainingResult:
             },
             "training_seconds": self.seconds,
             "seconds_to_best_epoch": self.history.seconds[self.best_epoch],
+            "target": {
+                "name": self.config.target,
+                "responses": [asdict(response) for response in self.responses],
+            },
         }
 
 
@@ -266,21 +281,12 @@ def evaluate_loss(
         raise ValueError(f"need equal, non-zero numbers of events, got {len(gen)}, {len(reco)}")
     device = model.gen_mean.device
     model.eval()
-    z_gen = model.standardize_gen(torch.as_tensor(gen, dtype=torch.float32, device=device))
-    z_reco = model.standardize_reco(torch.as_tensor(reco, dtype=torch.float32, device=device))
+    gen_tensor = torch.as_tensor(gen, dtype=torch.float64, device=device)
+    target = model.coordinates.encode(gen_tensor, torch.as_tensor(reco, device=device))
+    with torch.no_grad():
+        z_gen = model.conditioning(gen_tensor.float())
+        z_reco = model.standardize_reco(target.float())
     return _mean_loss(model, z_gen, z_reco, gamma)
-
-
-def _standardization(
-    values: np.ndarray, name: str, feature_names: Sequence[str]
-) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation per feature, shape (n_features,); constant features are
-    refused."""
-    mean, std = values.mean(axis=0), values.std(axis=0)
-    constant = [f for f, s in zip(feature_names, std, strict=True) if not s > 0]
-    if constant:
-        raise ValueError(f"{name} features {constant} are constant in the training split")
-    return torch.as_tensor(mean), torch.as_tensor(std)
 
 
 def train_surrogate(
@@ -288,6 +294,7 @@ def train_surrogate(
     reco_features: np.ndarray,
     config: TrainingConfig | None = None,
     feature_names: Sequence[str] | None = None,
+    responses: Sequence[Response] = (),
 ) -> TrainingResult:
     """Train a ``GaussianSurrogate`` or a ``FlowSurrogate`` on matched GEN and RECO events.
 
@@ -300,6 +307,8 @@ def train_surrogate(
         config: hyperparameters; ``TrainingConfig()`` (the paper's) when None.
         feature_names: the analysis's feature names (their number fixes n_features);
             None: as many as gen_features has columns, named by position in errors.
+        responses: the analysis's detector responses (``AnalysisDefinition.responses``),
+            needed by ``config.target == "detector"``.
 
     Raises:
         ValueError: shapes differ or are not (n_events, n_features), non-finite values (rows with
@@ -321,23 +330,50 @@ def train_surrogate(
             f"too few events: {len(gen)} give {len(split.train)} training and "
             f"{len(split.validation)} validation events; need at least 2 and 1"
         )
+    if config.target == "detector" and not responses:
+        raise ValueError(
+            "the detector target needs the analysis's responses (AnalysisDefinition.responses)"
+        )
+    coordinates = TargetCoordinates(feature_names, responses if config.target == "detector" else ())
+    gen64 = torch.as_tensor(gen)
+    target = coordinates.encode(gen64, torch.as_tensor(reco)).numpy()
+    context = coordinates.context(gen64).numpy()
+    bad = ~np.isfinite(target).all(axis=1) | ~np.isfinite(context).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} events have a non-finite {config.target} target or context "
+            "(a zero transverse momentum?)"
+        )
     device = resolve_device(config.device)
     threads = config.threads or (1 if device.type == "cpu" else None)
     started = time.perf_counter()
     # Seed only the CPU generator (weights are initialized on the CPU), restored afterwards.
     with _torch_threads(threads), torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(config.seed)
+        context_names = [f"context {i}" for i in range(coordinates.n_context)]
         standardization = (
-            *_standardization(gen[split.train], "GEN", feature_names),
-            *_standardization(reco[split.train], "RECO", feature_names),
+            *feature_scale(gen[split.train], "GEN", feature_names),
+            *(
+                response_scale(target[split.train])
+                if config.target == "detector"
+                else feature_scale(target[split.train], "RECO", feature_names)
+            ),
+            coordinates,
+            *feature_scale(context[split.train], "context", context_names),
         )
         model: StandardizedSurrogate = (
             FlowSurrogate(*standardization, config=config.flow)
             if config.model == "flow"
             else GaussianSurrogate(*standardization)
         ).to(device)
-        z_gen = model.standardize_gen(torch.as_tensor(gen, dtype=torch.float32, device=device))
-        z_reco = model.standardize_reco(torch.as_tensor(reco, dtype=torch.float32, device=device))
+        with torch.no_grad():
+            z_gen = model.conditioning(torch.as_tensor(gen, device=device).float())
+            z_reco = model.standardize_reco(torch.as_tensor(target, device=device).float())
+            # An exact response is 0 whatever the network says there; it learns noise.
+            exact = model.reco_std == 0
+            seeded = torch.Generator().manual_seed(config.seed)
+            noise = torch.randn(z_reco[:, exact].shape, generator=seeded)
+            z_reco[:, exact] = noise.to(device)
         history, best_epoch, best_state = _fit(model, z_gen, z_reco, split, config)
     model.load_state_dict(best_state)
     return TrainingResult(
@@ -348,6 +384,7 @@ def train_surrogate(
         sample_hash=sample_hash(gen, reco),
         config=config,
         seconds=time.perf_counter() - started,
+        responses=tuple(responses) if config.target == "detector" else (),
     )
 
 

@@ -1,0 +1,177 @@
+"""The detector target: responses in the detector's coordinates, exact kinematics."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from coffea_fastsim.analysis.definition import DefinitionError, Response
+from coffea_fastsim.analysis.wjets import WJETS
+from coffea_fastsim.analysis.zmumu import ZMUMU
+from coffea_fastsim.surrogate.coordinates import TargetCoordinates
+from coffea_fastsim.surrogate.model_file import load_model, save_model
+from coffea_fastsim.surrogate.training import TrainingConfig, train_surrogate
+
+# Feature order of the W+jet analysis: muon px py pz, jet px py pz, log M_j, MET x y.
+MUON, JET, LOG_MASS, MET = slice(0, 3), slice(3, 6), 6, slice(7, 9)
+
+
+@pytest.fixture
+def wjets_coordinates() -> TargetCoordinates:
+    return TargetCoordinates(WJETS.feature_names, WJETS.responses)
+
+
+def _event(muon, jet, log_mass, met) -> torch.Tensor:
+    return torch.tensor([[*muon, *jet, log_mass, *met]], dtype=torch.float64)
+
+
+def _values(*values: float) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def test_momentum_response_is_log_pt_ratio_and_angle_differences(wjets_coordinates) -> None:
+    # GEN muon pT 50 GeV at eta 0; RECO 10% harder, same direction: (log 1.1, 0, 0).
+    # GEN jet pT 100 GeV along x, eta 0; RECO pT 100 GeV at eta asinh(0.5) and phi 0.1.
+    reco_jet = (100 * math.cos(0.1), 100 * math.sin(0.1), 50.0)
+    gen = _event((30.0, 40.0, 0.0), (100.0, 0.0, 0.0), 2.0, (10.0, 0.0))
+    reco = _event((33.0, 44.0, 0.0), reco_jet, 2.5, (15.0, 3.0))
+    target = wjets_coordinates.encode(gen, reco)[0]
+    torch.testing.assert_close(target[MUON], _values(math.log(1.1), 0.0, 0.0))
+    torch.testing.assert_close(target[JET], _values(0.0, math.asinh(0.5), 0.1), atol=1e-12, rtol=0)
+    # log(m_RECO / m_GEN) = 2.5 - 2.0.
+    assert target[LOG_MASS].item() == pytest.approx(0.5)
+    # MET difference (5, 3) GeV, along the GEN jet (the x axis) and across it.
+    torch.testing.assert_close(target[MET], _values(5.0, 3.0))
+
+
+def test_missing_momentum_axis_rotates_with_the_jet(wjets_coordinates) -> None:
+    gen = _event((30.0, 40.0, 0.0), (0.0, 100.0, 0.0), 2.0, (10.0, 0.0))  # jet along +y
+    reco = _event((30.0, 40.0, 0.0), (0.0, 100.0, 0.0), 2.0, (15.0, 3.0))
+    along, across = wjets_coordinates.encode(gen, reco)[0, MET].tolist()
+    assert (along, across) == pytest.approx((3.0, -5.0))
+
+
+@pytest.mark.parametrize(
+    ("gen_phi", "reco_phi", "expected"),
+    [(3.1, -3.1, 2 * math.pi - 6.2), (-3.1, 3.1, 6.2 - 2 * math.pi), (0.2, -0.3, -0.5)],
+)
+def test_phi_difference_is_wrapped(wjets_coordinates, gen_phi, reco_phi, expected) -> None:
+    def muon(phi: float) -> tuple[float, float, float]:
+        return (40 * math.cos(phi), 40 * math.sin(phi), 10.0)
+
+    jet, met = (100.0, 0.0, 0.0), (0.0, 0.0)
+    target = wjets_coordinates.encode(
+        _event(muon(gen_phi), jet, 2.0, met), _event(muon(reco_phi), jet, 2.0, met)
+    )
+    assert target[0, 2].item() == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("analysis", [WJETS, ZMUMU], ids=lambda a: a.name)
+def test_decode_inverts_encode(analysis) -> None:
+    coordinates = TargetCoordinates(analysis.feature_names, analysis.responses)
+    rng = np.random.default_rng(3)
+    gen = torch.as_tensor(rng.normal(0.0, 60.0, (500, len(analysis.features))))
+    reco = gen * torch.as_tensor(rng.normal(1.0, 0.1, gen.shape)) + 1.0
+    back = coordinates.decode(gen, coordinates.encode(gen, reco))
+    torch.testing.assert_close(back, reco, atol=1e-9, rtol=1e-9)
+
+
+def test_context_is_log_pt_and_eta_of_each_momentum(wjets_coordinates) -> None:
+    gen = _event((30.0, 40.0, 50.0 * math.sinh(1.2)), (100.0, 0.0, 0.0), 2.0, (1.0, 1.0))
+    context = wjets_coordinates.context(gen)[0].tolist()
+    assert context == pytest.approx([math.log(50.0), math.log(100.0), 1.2, 0.0])
+
+
+def test_paper_target_is_the_reco_features() -> None:
+    coordinates = TargetCoordinates(WJETS.feature_names)
+    gen, reco = torch.randn(7, 9, dtype=torch.float64), torch.randn(7, 9, dtype=torch.float64)
+    assert torch.equal(coordinates.encode(gen, reco), reco)
+    assert torch.equal(coordinates.decode(gen, reco), reco)
+    assert coordinates.context(gen).shape == (7, 0)
+    assert coordinates.name == "paper"
+
+
+def test_scripted_coordinates_decode_as_eager(wjets_coordinates) -> None:
+    gen = torch.randn(64, 9) * 40.0
+    target = torch.randn(64, 9) * 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(wjets_coordinates)
+    assert torch.equal(scripted.decode(gen, target), wjets_coordinates.decode(gen, target))
+
+
+@pytest.mark.parametrize(
+    ("responses", "field"),
+    [
+        (WJETS.responses[:-1], "responses"),  # MET not covered
+        ((*WJETS.responses, Response("again", "difference", ("met_x",))), "responses"),
+        (
+            (*WJETS.responses[:3], Response("met", "transverse", ("met_x", "met_y"), "none")),
+            "responses['met'].axis",
+        ),
+        (
+            (Response("muon", "momentum", ("muon_px", "muon_py")), *WJETS.responses[1:]),
+            "responses['muon'].features",
+        ),
+        (
+            (Response("muon", "boost", ("muon_px",)), *WJETS.responses[1:]),
+            "responses['muon'].kind",
+        ),
+    ],
+    ids=["not-covered", "twice", "bad-axis", "arity", "kind"],
+)
+def test_definition_refuses_inconsistent_responses(responses, field: str) -> None:
+    with pytest.raises(DefinitionError, match=field.replace("[", r"\[")):
+        dataclasses.replace(WJETS, responses=tuple(responses))
+
+
+@pytest.fixture(scope="module")
+def exact_direction_sample() -> tuple[np.ndarray, np.ndarray]:
+    """A detector that measures the muon direction exactly and its pT to 5%."""
+    rng = np.random.default_rng(11)
+    n = 6000
+    pt = rng.uniform(25.0, 120.0, (n, 2))
+    eta = rng.uniform(-2.0, 2.0, (n, 2))
+    phi = rng.uniform(-math.pi, math.pi, (n, 2))
+
+    def momenta(pt: np.ndarray) -> list[np.ndarray]:
+        return [pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)]
+
+    px, py, pz = momenta(pt)
+    log_mass = rng.normal(2.0, 0.5, n)
+    met = rng.normal(0.0, 30.0, (n, 2))
+    gen = np.column_stack([px[:, 0], py[:, 0], pz[:, 0], px[:, 1], py[:, 1], pz[:, 1]])
+    gen = np.column_stack([gen, log_mass, met])
+    rpx, rpy, rpz = momenta(pt * rng.normal(1.0, [0.05, 0.15], (n, 2)))
+    reco = np.column_stack([rpx[:, 0], rpy[:, 0], rpz[:, 0], rpx[:, 1], rpy[:, 1], rpz[:, 1]])
+    reco = np.column_stack([reco, log_mass + rng.normal(0, 0.2, n), met + rng.normal(0, 5, (n, 2))])
+    return gen, reco
+
+
+@pytest.mark.slow
+def test_detector_target_keeps_an_exact_direction_exact(exact_direction_sample, tmp_path) -> None:
+    gen, reco = exact_direction_sample
+    config = TrainingConfig(epochs=30, target="detector", progress=False)
+    result = train_surrogate(gen, reco, config, WJETS.feature_names, WJETS.responses)
+    path = save_model(
+        result.model, tmp_path / "m.pt", result.metadata(), feature_names=WJETS.feature_names
+    )
+    module = load_model(path).module
+    x_gen = torch.as_tensor(gen[:2000], dtype=torch.float32)
+    with torch.inference_mode():
+        x_dl = module(x_gen, torch.randn(x_gen.shape, generator=torch.Generator().manual_seed(0)))
+    target = TargetCoordinates(WJETS.feature_names, WJETS.responses).encode(
+        x_gen.double(), x_dl.double()
+    )
+    # The muon direction comes out as the GEN one (float32 precision), its pT smeared by
+    # the detector's 5%; the paper target smears px, py and pz separately instead.
+    assert target[:, 1].abs().max() < 1e-5
+    assert target[:, 2].abs().max() < 1e-5
+    assert target[:, 0].std().item() == pytest.approx(0.05, rel=0.2)
+    assert target[:, 3].std().item() == pytest.approx(0.15, rel=0.2)
+    assert result.metadata()["target"]["name"] == "detector"
