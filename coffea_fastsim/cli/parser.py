@@ -131,37 +131,21 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         help="model family (default: gaussian, the paper's)",
     )
     parser.add_argument(
-        "--target",
-        choices=("detector", "paper"),
-        default=None,
-        help=(
-            "what the model learns: 'detector', each object's response in the detector's "
-            "coordinates (log pT ratio, eta and phi differences, ...; see docs/model.md), or "
-            "'paper', the RECO features themselves (default: detector when the analysis "
-            "defines its responses, else paper)"
-        ),
-    )
-    parser.add_argument(
-        "--flow-transform",
-        choices=("affine", "spline"),
-        default="affine",
-        help="flow only: univariate transform of the autoregressive flow (default: affine)",
-    )
-    parser.add_argument(
-        "--flow-transforms",
-        type=int,
-        default=3,
-        metavar="N",
-        help="flow only: number of autoregressive transforms (default: 3)",
-    )
-    parser.add_argument(
-        "--flow-hidden",
-        type=int,
-        nargs="+",
-        default=[64, 64],
-        metavar="WIDTH",
-        help="flow only: widths of each transform's hidden layers (default: 64 64)",
-    )
+        "--target", choices=("detector", "paper"),
+        help="learn each object's detector response or, as the paper, the RECO features "
+        "(default: detector when the analysis defines its responses; docs/model.md)",
+    )  # fmt: skip
+    flow = parser.add_argument_group("flow model (--model flow)")
+    flow.add_argument(
+        "--flow-transform", choices=("affine", "spline"), default="affine",
+        help="univariate transform of the autoregressive flow (default: affine)",
+    )  # fmt: skip
+    flow.add_argument(
+        "--flow-transforms", type=int, default=3, metavar="N",
+        help="number of autoregressive transforms (default: 3)",
+    )  # fmt: skip
+    flow.add_argument("--flow-hidden", type=int, nargs="+", default=[64, 64], metavar="WIDTH",
+                      help="hidden layer widths of each transform (default: 64 64)")  # fmt: skip
     parser.add_argument(
         "--ensemble",
         type=int,
