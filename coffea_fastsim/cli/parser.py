@@ -173,7 +173,9 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
             "and PNG/PDF figures."
         ),
     )
-    parser.add_argument("test_sample", type=Path, help="GEN+RECO ROOT file (not used in training)")
+    parser.add_argument(
+        "test_sample", type=Path, nargs="+", help="GEN+RECO ROOT files (not used in training)"
+    )
     _add_analysis(parser)
     parser.add_argument(
         "--model",
@@ -191,11 +193,9 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
         help="the band's models (file, stem or directory as for --model) when not next to MODEL",
     )
     parser.add_argument(
-        "--reco-prime",
-        type=Path,
-        default=None,
-        help="the test sample's twin with RECO from an independent detector seed (the floor)",
-    )
+        "--reco-prime", type=Path, nargs="+", default=None,
+        help="each test file's twin with RECO from an independent detector seed (the floor)",
+    )  # fmt: skip
     parser.add_argument(
         "--large-test",
         type=Path,

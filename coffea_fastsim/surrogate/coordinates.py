@@ -115,8 +115,14 @@ class TargetCoordinates(nn.Module):
 
     @torch.jit.export
     def decode(self, x_gen: Tensor, target: Tensor) -> Tensor:
-        """RECO-like features of a target, (n_events, n_features); the paper target is
-        returned as it is."""
+        """RECO-like features of a target, (n_events, n_features), in the dtype of
+        ``target``; the paper target is returned as it is.
+
+        Computed in float64: a response of exactly zero (a direction the detector measures
+        exactly) then gives back the GEN float32 values, not float32 rounding of the
+        trigonometric round trip."""
+        dtype = target.dtype
+        x_gen, target = x_gen.double(), target.double()
         x_reco = target.clone()
         n_events = x_gen.shape[0]
         pt, eta, phi = self._gen_momenta(x_gen)
@@ -143,4 +149,4 @@ class TargetCoordinates(nn.Module):
         delta = torch.stack([delta_x, delta_y], 2)
         gen = x_gen[:, self.transverse_index]
         x_reco[:, self.transverse_index.reshape(-1)] = (gen + delta).reshape(n_events, -1)
-        return x_reco
+        return x_reco.to(dtype)

@@ -37,6 +37,8 @@ from coffea_fastsim.surrogate.gaussian import StandardizedSurrogate
 
 __all__ = ["FLOW_TRANSFORMS", "FlowConfig", "FlowSurrogate"]
 
+#: Widening of the sampled range beyond the training responses (compressed units).
+SUPPORT_MARGIN = 0.5
 #: Kinds of univariate transform: zuko's MAF (affine) and NSF (spline) flows.
 FLOW_TRANSFORMS = ("affine", "spline")
 
@@ -110,6 +112,10 @@ class FlowSurrogate(StandardizedSurrogate):
             compress=True,
         )
         config = config or FlowConfig()
+        # The range of the flow's variable that a sample may take (set by training).
+        infinite = torch.full((self.n_features,), float("inf"))
+        self.register_buffer("support_low", -infinite)
+        self.register_buffer("support_high", infinite.clone())
         # The paper target's variable is the difference to the GEN features (see above).
         self.relative_to_gen = self.coordinates.name == "paper"
         arguments = {
@@ -159,4 +165,16 @@ class FlowSurrogate(StandardizedSurrogate):
             response = self.flow(self.standardize_gen(x_gen)).transform.inv(eps)
             return x_gen + self.reco_std * response
         z_target = self.flow(self.conditioning(x_gen)).transform.inv(eps)
+        z_target = torch.clamp(z_target, self.support_low, self.support_high)
         return self.coordinates.decode(x_gen, self.destandardize_reco(z_target))
+
+    def set_support(self, z_reco: Tensor, margin: float = SUPPORT_MARGIN) -> None:
+        """Limit samples of the detector target to the range of the standardized training
+        responses ``z_reco`` (n_events, n_features), widened by ``margin`` on each side.
+
+        An affine transform of the flow can send a rare base sample far beyond anything
+        the detector does (a jet response of 10^20); with the compressed variable the
+        margin is a factor of e^margin in the response's tail.
+        """
+        self.support_low.copy_(z_reco.min(dim=0).values - margin)
+        self.support_high.copy_(z_reco.max(dim=0).values + margin)

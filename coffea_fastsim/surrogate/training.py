@@ -374,6 +374,8 @@ def train_surrogate(
             seeded = torch.Generator().manual_seed(config.seed)
             noise = torch.randn(z_reco[:, exact].shape, generator=seeded)
             z_reco[:, exact] = noise.to(device)
+            if isinstance(model, FlowSurrogate) and model.detector:
+                model.set_support(z_reco[torch.as_tensor(split.train, device=device)])
         history, best_epoch, best_state = _fit(model, z_gen, z_reco, split, config)
     model.load_state_dict(best_state)
     return TrainingResult(

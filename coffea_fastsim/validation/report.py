@@ -151,6 +151,11 @@ def write_figures(
     return written
 
 
+def _paths(paths: object) -> str:
+    """A file or files as inline code, comma-separated."""
+    return ", ".join(f"`{p}`" for p in (paths if isinstance(paths, tuple) else (paths,)))
+
+
 def _format(value: float, digits: int = 4) -> str:
     return "n/a" if not np.isfinite(value) else f"{value:.{digits}f}"
 
@@ -214,9 +219,10 @@ def _header(result: ValidationResult, command: str | None) -> list[str]:
             if result.untrained_process
             else ""
         ),
-        f"- test sample: `{config.test_sample}`, {len(result.sample)} events with a valid RECO "
+        f"- test sample: {_paths(config.test_sample)}, {len(result.sample)} events with a "
+        "valid RECO "
         "match" + (" in both RECO and RECO'" if result.floor is not None else ""),
-        f"- RECO' (same GEN events, independent detector seed): `{config.reco_prime}`"
+        f"- RECO' (same GEN events, independent detector seed): {_paths(config.reco_prime)}"
         if config.reco_prime is not None
         else "- RECO': none (no floor)",
         f"- nominal model: `{result.ensemble.nominal}` (trained on {n_train} events, "

@@ -55,8 +55,10 @@ def validation_command(
         ("--bootstrap", config.n_bootstrap),
         ("--formats", ",".join(formats)),
     ]
-    words = ["coffea-fastsim", "validate", str(config.test_sample)]
-    words += [str(w) for option, value in options if value is not None for w in (option, value)]
+    words = ["coffea-fastsim", "validate", *map(str, config.test_samples)]
+    for option, value in options:
+        if value is not None:
+            words += [option, *map(str, value if isinstance(value, tuple) else (value,))]
     return shlex.join(words)
 
 

@@ -9,6 +9,7 @@ once here (:class:`ObservableTable`) and passed to every comparison.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,39 +141,85 @@ def _read_with_reco(path: Path, analysis: AnalysisDefinition) -> EventFeatures:
     return features
 
 
+def _as_paths(paths: Path | Sequence[Path] | None) -> tuple[Path, ...]:
+    if paths is None:
+        return ()
+    return (Path(paths),) if isinstance(paths, (str, os.PathLike)) else tuple(map(Path, paths))
+
+
+def _matched_part(
+    path: Path, prime_path: Path | None, analysis: AnalysisDefinition
+) -> tuple[EventFeatures, np.ndarray | None]:
+    """The valid events of one test file (matched with its RECO' twin) and the twin's RECO
+    features of the same events."""
+    features = _read_with_reco(path, analysis)
+    prime_reco = None
+    if prime_path is None:
+        rows = np.flatnonzero(features.reco_valid)
+    else:
+        prime = _read_with_reco(prime_path, analysis)
+        rows, prime_rows = match_reco_prime(features, prime, prime_path)
+        prime_reco = prime.reco[prime_rows]  # type: ignore[index]
+    if len(rows) < MIN_MATCHED_EVENTS:
+        raise InputFileError(f"{path}: only {len(rows)} events with a valid RECO match")
+    part = EventFeatures(
+        run=features.run[rows],
+        luminosity_block=features.luminosity_block[rows],
+        event=features.event[rows],
+        gen=features.gen[rows],
+        reco=features.reco[rows],  # type: ignore[index]
+        reco_valid=features.reco_valid[rows],
+        n_input=features.n_input,
+    )
+    return part, prime_reco
+
+
 def load_matched(
-    path: Path,
+    path: Path | Sequence[Path],
     ensemble: Ensemble,
     seed: int,
     analysis: AnalysisDefinition,
-    reco_prime: Path | None = None,
+    reco_prime: Path | Sequence[Path] | None = None,
 ) -> MatchedSample:
-    """Read a test file (and its RECO' twin), keep valid events, predict DL.
+    """Read test files (and their RECO' twins, in the same order), keep valid events,
+    predict DL; the files' events are concatenated in the order given.
 
     Raises:
-        InputFileError: a file without RECO collections, twins that do not match, or fewer
-            than ``MIN_MATCHED_EVENTS`` matched events.
+        InputFileError: a file without RECO collections, twins that do not match (or not
+            one twin per test file), or fewer than ``MIN_MATCHED_EVENTS`` matched events
+            in a file.
     """
-    features = _read_with_reco(path, analysis)
-    prime_features = None
-    if reco_prime is None:
-        rows = np.flatnonzero(features.reco_valid)
-    else:
-        prime = _read_with_reco(reco_prime, analysis)
-        rows, prime_rows = match_reco_prime(features, prime, reco_prime)
-        prime_features = ObservableTable.of(prime.reco[prime_rows], analysis)  # type: ignore[index]
-    if len(rows) < MIN_MATCHED_EVENTS:
-        raise InputFileError(f"{path}: only {len(rows)} events with a valid RECO match")
+    paths, primes = _as_paths(path), _as_paths(reco_prime)
+    if primes and len(primes) != len(paths):
+        raise InputFileError(
+            f"{len(paths)} test files but {len(primes)} RECO' files: give one twin per file"
+        )
+    parts = [_matched_part(p, primes[i] if primes else None, analysis) for i, p in enumerate(paths)]
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(part, name) for part, _ in parts])
+
+    features = EventFeatures(
+        *(joined(name) for name in ("run", "luminosity_block", "event", "gen", "reco")),
+        reco_valid=joined("reco_valid"),
+        n_input=sum(part.n_input for part, _ in parts),
+    )
+    prime_features = (
+        ObservableTable.of(np.concatenate([prime for _, prime in parts]), analysis)  # type: ignore[misc]
+        if primes
+        else None
+    )
+    rows = np.arange(len(features))
     models = (ensemble.nominal, *ensemble.members)
     predictions = _predictions(models, features, rows, seed, analysis)
     tables = {path: ObservableTable.of(dl, analysis) for path, dl in predictions.items()}
     return MatchedSample(
-        gen=ObservableTable.of(features.gen[rows], analysis),
-        reco=ObservableTable.of(features.reco[rows], analysis),  # type: ignore[index]
+        gen=ObservableTable.of(features.gen, analysis),
+        reco=ObservableTable.of(features.reco, analysis),  # type: ignore[arg-type]
         dl=tables[ensemble.nominal],
         dl_members=tuple(tables[path] for path in ensemble.members),
         reco_prime=prime_features,
-        run=features.run[rows],
-        luminosity_block=features.luminosity_block[rows],
-        event=features.event[rows],
+        run=features.run,
+        luminosity_block=features.luminosity_block,
+        event=features.event,
     )

@@ -57,12 +57,13 @@ class ValidationConfig:
     """Inputs and settings of a validation.
 
     Arguments:
-        test_sample: GEN+RECO file the surrogate never saw.
+        test_sample: GEN+RECO file the surrogate never saw, or several (their matched
+            events are joined; ``test_samples``).
         model: model file, ensemble stem or directory (see ``ensemble.resolve_ensemble``).
         ensemble: model file, stem or directory of the ensemble members for the band, when
             they are not next to ``model``; None: the members that ``model`` names.
-        reco_prime: GEN+RECO' file with the same events and an independent detector seed;
-            None: no floor.
+        reco_prime: GEN+RECO' file with the same events and an independent detector seed
+            (one per test file, in the same order); None: no floor.
         large_test: a second, larger GEN+RECO file (five times the training sample) for
             the scaling test; None: no scaling test.
         seed: seed of the DL noise (as ``FastSimConfig.seed``) and of the classifier test.
@@ -72,10 +73,10 @@ class ValidationConfig:
             trained for it.
     """
 
-    test_sample: Path
+    test_sample: Path | tuple[Path, ...]
     model: Path
     ensemble: Path | None = None
-    reco_prime: Path | None = None
+    reco_prime: Path | tuple[Path, ...] | None = None
     large_test: Path | None = None
     seed: int = 0
     n_bootstrap: int = 200
@@ -84,6 +85,16 @@ class ValidationConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_definition", resolve_analysis(self.analysis))
+        for name in ("test_sample", "reco_prime"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, value[0] if len(value) == 1 else tuple(value))
+
+    @property
+    def test_samples(self) -> tuple[Path, ...]:
+        """The test files, in order."""
+        sample = self.test_sample
+        return tuple(sample) if isinstance(sample, tuple) else (sample,)
 
     @property
     def definition(self) -> AnalysisDefinition:
@@ -346,5 +357,5 @@ def run_validation(config: ValidationConfig) -> ValidationResult:
         furthest=furthest_from_floor(model, floor),
         scaling=scaling,
         model_metadata=metadata,
-        sample_process=sample_process(config.test_sample),
+        sample_process=sample_process(config.test_samples[0]),
     )
