@@ -88,22 +88,22 @@ def test_formats_are_parsed():
         parse_formats(" , ")
 
 
-def test_the_report_command_line_gives_back_the_same_inputs(tmp_path):
+@pytest.mark.parametrize("n_files", [1, 2])
+def test_the_report_command_line_gives_back_the_same_inputs(tmp_path, n_files):
+    tests = tuple(tmp_path / f"test file {i}.root" for i in range(n_files))
+    twins = tuple(tmp_path / f"twin {i}.root" for i in range(n_files))
     config = ValidationConfig(
-        test_sample=tmp_path / "test file.root",
-        model=tmp_path / "model.pt",
-        reco_prime=tmp_path / "twin.root",
-        seed=3,
-        n_bootstrap=7,
+        test_sample=tests, model=tmp_path / "model.pt", reco_prime=twins, seed=3, n_bootstrap=7
     )
+    assert config.test_samples == tests
     command = validation_command(config, tmp_path / "report.md", None, ("png", "svg"))
     words = shlex.split(command)
     assert words[:2] == ["coffea-fastsim", "validate"]
     args = build_parser().parse_args(words[1:])
-    assert (args.test_sample, args.model, args.reco_prime) == (
-        config.test_sample,
+    assert (tuple(args.test_sample), args.model, tuple(args.reco_prime)) == (
+        tests,
         config.model,
-        config.reco_prime,
+        twins,
     )
     assert (args.ensemble, args.large_test, args.figures_dir) == (None, None, None)
     assert (args.seed, args.bootstrap, args.formats) == (3, 7, "png,svg")
