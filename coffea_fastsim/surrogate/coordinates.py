@@ -109,10 +109,6 @@ class TargetCoordinates(nn.Module):
         target[:, self.transverse_index.reshape(-1)] = transverse
         return target
 
-    def forward(self, x_gen: Tensor, target: Tensor) -> Tensor:
-        """RECO-like features of a target, (n_events, n_features): ``decode``."""
-        return self.decode(x_gen, target)
-
     @torch.jit.export
     def decode(self, x_gen: Tensor, target: Tensor) -> Tensor:
         """RECO-like features of a target, (n_events, n_features), in the dtype of
