@@ -45,9 +45,20 @@ def matmul_flops(device: torch.device, repeats: int = 5) -> float:
     return 2 * 4096**3 / best
 
 
-def flops_per_event(module: torch.nn.Module) -> int:
-    """2 x multiply-adds of every linear layer of the module, per event."""
-    return sum(2 * p.shape[0] * p.shape[1] for name, p in module.named_parameters() if p.ndim == 2)
+def flops_per_event(module: torch.nn.Module, passes: int = 1) -> int:
+    """2 x multiply-adds of every linear layer of the module, per event, times ``passes``."""
+    linear = sum(2 * p.shape[0] * p.shape[1] for _, p in module.named_parameters() if p.ndim == 2)
+    return passes * linear
+
+
+def sampling_passes(metadata: dict) -> int:
+    """Evaluations of each network per sample: 1 for the Gaussian model; for a flow, the
+    passes of its sampling direction (one per feature for a fully autoregressive flow,
+    whose inverse finds one feature per pass)."""
+    flow = metadata.get("training_config", {}).get("flow")
+    if metadata.get("model_family") != "flow" or not flow:
+        return 1
+    return int(flow.get("passes") or len(metadata["input_features"]))
 
 
 def device_name(device: torch.device) -> str:
@@ -95,10 +106,11 @@ def main() -> None:
 
         eager_rate = best_rate(eager, args.events, args.repeats)
         flops = matmul_flops(device)
-        per_event = flops_per_event(module)
+        per_event = flops_per_event(module, sampling_passes(metadata))
         limit = flops / per_event
         print(f"device: {device} ({device_name(device)})")
         print(f"  chunk size: {engine.resolved_chunk_size():,} events")
+        print(f"  network passes per sample: {sampling_passes(metadata)}")
         print(f"  engine.predict (chunked, per-event noise): {engine_rate:14,.0f} events/s")
         print(f"  plain eager forward (one batch, torch RNG): {eager_rate:14,.0f} events/s")
         print(f"  ratio engine / eager: {engine_rate / eager_rate:.2f}")

@@ -137,12 +137,18 @@ def test_learns_a_skewed_response_better_than_the_gaussian() -> None:
     assert distances["flow"] < 0.5 * distances["gaussian"], distances
 
 
-@pytest.mark.slow
-def test_file_round_trip_gives_identical_outputs(flow_file: Path) -> None:
-    loaded = load_model(flow_file)
-    assert loaded.metadata["format"] == "torch_export"
-    assert loaded.metadata["model_family"] == "flow"
+@pytest.mark.parametrize(
+    "file_format", [None, "state_dict", pytest.param("torch_export", marks=pytest.mark.slow)]
+)
+def test_file_round_trip_gives_identical_outputs(file_format, tmp_path: Path) -> None:
     model = _flow()
+    path = save_model(
+        model, tmp_path / "flow.pt", PROVENANCE, file_format, feature_names=WJETS.feature_names
+    )
+    loaded = load_model(path)
+    # The flow's default: the weights, the module rebuilt from the metadata.
+    assert loaded.metadata["format"] == (file_format or "state_dict")
+    assert loaded.metadata["model_family"] == "flow"
     for n in (1, 7, EVALUATION_BLOCK, 1500):
         x_gen, eps = _gen(n), torch.randn(n, N_FEATURES)
         with torch.inference_mode():
@@ -150,7 +156,9 @@ def test_file_round_trip_gives_identical_outputs(flow_file: Path) -> None:
 
 
 def test_flow_cannot_be_saved_as_torchscript(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"one of \['torch_export'\] for the 'flow' family"):
+    with pytest.raises(
+        ValueError, match=r"one of \['state_dict', 'torch_export'\] for the 'flow' family"
+    ):
         save_model(
             _flow(),
             tmp_path / "flow.pt",

@@ -10,6 +10,7 @@ import pytest
 
 from coffea_fastsim.analysis.histograms import (
     RESIDUAL_PREFIX,
+    RESIDUAL_RESOLUTION,
     SAMPLES,
     fill_grouped,
     fill_observables,
@@ -41,7 +42,13 @@ def test_non_finite_values_are_not_filled():
 
 
 @pytest.mark.parametrize(
-    ("value", "reference", "expected"), [(110.0, 100.0, 0.1), (-0.5, -1.0, -0.5)]
+    ("value", "reference", "expected"),
+    [
+        (110.0, 100.0, 0.1),
+        (-0.5, -1.0, -0.5),
+        (1.00001, 1.0, 1e-5),  # a response of 1e-5 is kept
+        (1e-3 + 9e-7, 1e-3, 0.0),  # below the resolution: rounding, not a response
+    ],
 )
 def test_relative_residual(value, reference, expected):
     assert relative_residual(np.array([value]), np.array([reference]))[0] == pytest.approx(expected)
@@ -158,3 +165,16 @@ def test_a_dataset_without_its_manifest_is_refused(tmp_path):
     write_chunk(tmp_path / "dataset" / "events", "a.parquet", {"event": np.arange(2)})
     with pytest.raises(FileNotFoundError, match="no manifest"):
         read_dataset(tmp_path / "dataset" / "events")
+
+
+def test_float32_rounding_of_an_exact_direction_is_no_residual():
+    """A detector that measures the muon direction exactly: RECO and DL store it in float32
+    through other arithmetic (pT, eta, phi against px, py, pz); their residual is zero."""
+    rng = np.random.default_rng(2)
+    eta = rng.uniform(-2.4, 2.4, 1000)
+    pt = rng.uniform(20.0, 200.0, 1000).astype(np.float32).astype(np.float64)
+    pz = (pt * np.sinh(eta)).astype(np.float32).astype(np.float64)
+    rounded_eta = np.arcsinh(pz / pt)
+    assert np.abs(rounded_eta - eta).max() > 0
+    np.testing.assert_array_equal(relative_residual(rounded_eta, eta), 0.0)
+    assert RESIDUAL_RESOLUTION < 1e-5

@@ -91,3 +91,10 @@ def test_agreement_table_covers_every_observable():
     )
     assert list(table) == list(WJETS.observable_names)
     assert all(value == 0.0 for value in table.values())
+
+
+def test_pooled_w1_of_one_and_the_same_value_is_zero():
+    """An exact response: every residual is 0 in both samples."""
+    assert wasserstein_over_sigma(np.zeros(10), np.zeros(20), pooled=True) == 0.0
+    with pytest.raises(ValueError, match="zero spread"):
+        wasserstein_over_sigma(np.ones(10), np.zeros(20))

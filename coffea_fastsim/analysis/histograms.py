@@ -18,6 +18,7 @@ from coffea_fastsim.analysis.definition import AnalysisDefinition, Observable
 
 __all__ = [
     "RESIDUAL_PREFIX",
+    "RESIDUAL_RESOLUTION",
     "RESIDUAL_SAMPLES",
     "SAMPLES",
     "fill_grouped",
@@ -93,10 +94,24 @@ def make_histograms(
     return histograms
 
 
-def relative_residual(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """(values - reference) / reference, elementwise; both shape (n,)."""
+#: Differences this small (relative to |x_GEN| + 1 in the observable's unit) are float32
+#: rounding, about 16 units in its last place, not a detector response.
+RESIDUAL_RESOLUTION = 1e-6
+
+
+def relative_residual(values: Any, reference: Any) -> Any:
+    """(values - reference) / reference, elementwise; both shape (n,), the observable's unit.
+
+    0 where |values - reference| <= RESIDUAL_RESOLUTION * (|reference| + 1). Files store
+    float32 (relative rounding 6e-8): where the detector measures a quantity exactly (the
+    muon direction of the reference detector), RECO - GEN, DL - GEN and RECO' - GEN are
+    rounding alone, each from its own arithmetic, and no response. Arithmetic only, so that
+    numpy, awkward and dask-awkward arrays all work.
+    """
+    difference = values - reference
+    kept = abs(difference) > RESIDUAL_RESOLUTION * (abs(reference) + 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (values - reference) / reference
+        return difference * kept / reference
 
 
 def fill_grouped(

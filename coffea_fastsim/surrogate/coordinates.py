@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -48,6 +49,9 @@ class TargetCoordinates(nn.Module):
             paper target (t = x_RECO, no context).
     """
 
+    # Recorded in the model file's metadata; not part of the scripted computation.
+    __jit_ignored_attributes__: ClassVar[list[str]] = ["responses"]
+
     def __init__(self, feature_names: Sequence[str], responses: Sequence[Response] = ()) -> None:
         super().__init__()
         names = list(feature_names)
@@ -72,6 +76,7 @@ class TargetCoordinates(nn.Module):
         axes = [momentum_of[r.axis] for r in responses if r.kind == "transverse"]
         self.register_buffer("transverse_axis", torch.tensor(axes, dtype=torch.long))
         self.name = "detector" if responses else "paper"
+        self.responses = tuple(responses)
         self.n_features = len(names)
         self.n_context = 2 * len(momenta)
 

@@ -112,6 +112,7 @@ class FlowSurrogate(StandardizedSurrogate):
             compress=True,
         )
         config = config or FlowConfig()
+        self.config = config
         # The range of the flow's variable that a sample may take (set by training).
         infinite = torch.full((self.n_features,), float("inf"))
         self.register_buffer("support_low", -infinite)

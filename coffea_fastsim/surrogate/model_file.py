@@ -1,18 +1,22 @@
 """The model file: a serialized surrogate with its metadata inside the same file.
 
 The serialization is a registry entry keyed by the metadata's "format": "torchscript" (what
-``coffea.ml_tools.torch_wrapper`` loads; the Gaussian model's default) and "torch_export"
-(``torch.export`` with a dynamic batch dimension; the flow model, which TorchScript cannot
-hold). Both are zip archives with the metadata as an extra entry: the loader reads the
-metadata first and dispatches on its "format", so a user loads any model family the same
-way. Another format is one more ``_Format`` with a writer and a reader; the metadata,
-checksum and checks stay the same.
+``coffea.ml_tools.torch_wrapper`` loads; the Gaussian model's default), "state_dict" (the
+weights alone, the module rebuilt from the metadata by this package's classes; the flow
+model's default, read in a fraction of a second) and "torch_export" (``torch.export`` with a
+dynamic batch dimension: runs without this package's classes, but reading the graph of a
+spline autoregressive flow, about 4,300 nodes, takes about 20 s). All are zip archives with
+the metadata as an extra entry: the loader reads the metadata first and dispatches on its
+"format", so a user loads any model family the same way. Another format is one more
+``_Format`` with a writer and a reader; the metadata, checksum and checks stay the same.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
+import io
 import json
 import os
 import uuid
@@ -29,7 +33,9 @@ import torch
 from torch import nn
 
 from coffea_fastsim import __version__
-from coffea_fastsim.surrogate.flow import FlowSurrogate
+from coffea_fastsim.analysis.definition import Response
+from coffea_fastsim.surrogate.coordinates import TargetCoordinates
+from coffea_fastsim.surrogate.flow import FlowConfig, FlowSurrogate
 from coffea_fastsim.surrogate.gaussian import GaussianSurrogate, StandardizedSurrogate
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "LoadedModel",
     "ModelFormatError",
     "load_model",
+    "rebuild_surrogate",
     "sample_hash",
     "save_model",
 ]
@@ -52,8 +59,8 @@ METADATA_FILE = "coffea_fastsim.json"
 PROVENANCE_KEYS = ("sample_hash", "training_config", "best_epoch")
 #: Model family name of each surrogate class and the formats that can hold it (first: default).
 MODEL_FAMILIES: dict[type[StandardizedSurrogate], tuple[str, tuple[str, ...]]] = {
-    GaussianSurrogate: ("gaussian", ("torchscript", "torch_export")),
-    FlowSurrogate: ("flow", ("torch_export",)),
+    GaussianSurrogate: ("gaussian", ("torchscript", "torch_export", "state_dict")),
+    FlowSurrogate: ("flow", ("state_dict", "torch_export")),
 }
 _STANDARDIZATION_BUFFERS = (
     "gen_mean",
@@ -98,7 +105,9 @@ def _write_torchscript(model: nn.Module, path: Path, metadata_json: str) -> None
         torch.jit.save(scripted, str(path), _extra_files={METADATA_FILE: metadata_json})
 
 
-def _read_torchscript(path: Path, map_location: str | torch.device) -> nn.Module:
+def _read_torchscript(
+    path: Path, map_location: str | torch.device, metadata: Mapping[str, Any]
+) -> nn.Module:
     with _quiet_torch_jit():
         return torch.jit.load(str(path), map_location=map_location).eval()
 
@@ -114,27 +123,83 @@ def _write_torch_export(model: nn.Module, path: Path, metadata_json: str) -> Non
         torch.export.save(program, file, extra_files={METADATA_FILE: metadata_json})
 
 
-def _read_torch_export(path: Path, map_location: str | torch.device) -> nn.Module:
+def _read_torch_export(
+    path: Path, map_location: str | torch.device, metadata: Mapping[str, Any]
+) -> nn.Module:
     # The exported graph has no training-mode behaviour (and refuses .eval()).
     with path.open("rb") as file:
         program = torch.export.load(file)
     return program.module().to(map_location)
 
 
+#: Entry of the weights in a "state_dict" archive (``torch.save`` of the state dict).
+_STATE_ENTRY = "model/state_dict.pt"
+
+
+def _write_state_dict(model: nn.Module, path: Path, metadata_json: str) -> None:
+    weights = io.BytesIO()
+    torch.save(model.state_dict(), weights)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(_STATE_ENTRY, weights.getvalue())
+        archive.writestr(f"model/extra/{METADATA_FILE}", metadata_json)
+
+
+def _read_state_dict(
+    path: Path, map_location: str | torch.device, metadata: Mapping[str, Any]
+) -> nn.Module:
+    with zipfile.ZipFile(path) as archive:
+        weights = archive.read(_STATE_ENTRY)
+    state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    module = rebuild_surrogate(metadata)
+    module.load_state_dict(state)
+    return module.to(map_location).eval()
+
+
+def rebuild_surrogate(metadata: Mapping[str, Any]) -> StandardizedSurrogate:
+    """An untrained surrogate of the family, architecture, target and feature count that
+    ``metadata`` (a model file's, with its "architecture") describes, to load its weights
+    into.
+
+    Raises:
+        KeyError, TypeError, ValueError: the metadata does not describe a surrogate.
+    """
+    names = metadata["input_features"]
+    architecture = metadata["architecture"]
+    responses = tuple(
+        Response(**{k: tuple(v) if isinstance(v, list) else v for k, v in response.items()})
+        for response in architecture["responses"]
+    )
+    standardization = {
+        name: torch.tensor(values, dtype=torch.float32)
+        for name, values in metadata["standardization"].items()
+    }
+    arguments = (
+        *(standardization[name] for name in _STANDARDIZATION_BUFFERS[:4]),
+        TargetCoordinates(names, responses),
+        standardization["context_mean"],
+        standardization["context_std"],
+    )
+    if metadata["model_family"] == "flow":
+        config = FlowConfig(**architecture["flow"])
+        return FlowSurrogate(*arguments, config=config)
+    return GaussianSurrogate(*arguments)
+
+
 @dataclass(frozen=True)
 class _Format:
     write: Callable[[nn.Module, Path, str], None]
-    read: Callable[[Path, str | torch.device], nn.Module]
+    read: Callable[[Path, str | torch.device, Mapping[str, Any]], nn.Module]
 
 
 _FORMATS: dict[str, _Format] = {
     "torchscript": _Format(write=_write_torchscript, read=_read_torchscript),
     "torch_export": _Format(write=_write_torch_export, read=_read_torch_export),
+    "state_dict": _Format(write=_write_state_dict, read=_read_state_dict),
 }
 
 
 def _read_metadata_text(path: Path) -> str:
-    """The metadata entry of a model archive (both formats store it as ``*/extra/<name>``)."""
+    """The metadata entry of a model archive (every format stores it as ``*/extra/<name>``)."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if n.split("/")[1:] == ["extra", METADATA_FILE]]
@@ -204,7 +269,7 @@ def save_model(
             (``TrainingResult.metadata()`` gives them); other keys are kept as they are,
             e.g. "analysis": the name and hash of the analysis definition.
         file_format: key of the serialization registry that the model's family allows;
-            None: the family's default ("torchscript" for "gaussian", "torch_export" for
+            None: the family's default ("torchscript" for "gaussian", "state_dict" for
             "flow").
         feature_names: names of the model's input and output features, in order (the
             analysis's feature vector).
@@ -238,6 +303,7 @@ def save_model(
         "standardization": {
             name: getattr(model, name).tolist() for name in _STANDARDIZATION_BUFFERS
         },
+        "architecture": _architecture(model),
         "package_version": __version__,
         "torch_version": torch.__version__,
     }
@@ -254,6 +320,15 @@ def save_model(
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def _architecture(model: StandardizedSurrogate) -> dict[str, Any]:
+    """What ``rebuild_surrogate`` needs besides the standardization: the target's responses
+    and, for a flow, its ``FlowConfig``."""
+    return {
+        "responses": [dataclasses.asdict(r) for r in model.coordinates.responses],
+        "flow": dataclasses.asdict(model.config) if isinstance(model, FlowSurrogate) else None,
+    }
 
 
 def _feature_mismatch(found: Sequence[str], expected: Sequence[str]) -> str:
@@ -322,8 +397,8 @@ def load_model(
             f"(expected one of {list(formats_of_family[family])})"
         )
     try:
-        module = _FORMATS[format_name].read(path, map_location)
-    except (RuntimeError, ValueError, KeyError, OSError) as err:
+        module = _FORMATS[format_name].read(path, map_location, metadata)
+    except (RuntimeError, ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as err:
         raise ModelFormatError(
             f"{path}: not a readable {format_name!r} archive ({str(err).splitlines()[0]})"
         ) from err

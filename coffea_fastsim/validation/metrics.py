@@ -48,13 +48,15 @@ def wasserstein_over_sigma(
         reference: values, shape (m,); non-finite values are ignored.
         pooled: divide by the standard deviation of both samples together instead, for
             references that can be (nearly) constant, e.g. the residual of a coordinate the
-            detector measures almost exactly.
+            detector measures almost exactly; 0 when both are one and the same value.
 
     Returns:
         W1 / std(reference), dimensionless; 0 for identical distributions.
     """
     sample, reference = _finite(sample, "sample"), _finite(reference, "reference")
     scale = np.concatenate([sample, reference]).std() if pooled else reference.std()
+    if scale == 0 and pooled:
+        return 0.0  # both samples are one and the same value
     if scale == 0:
         raise ValueError("the reference sample has zero spread")
     return float(wasserstein_distance(sample, reference) / scale)
