@@ -101,6 +101,10 @@ def _muon(name: str, pt_min: float, **options: Any) -> GenObject:
         prompt=True,
         pt_min=pt_min,
         abs_eta_max=2.4,
+        # Within Delta R 0.1: otherwise, when one muon is not reconstructed, the other's RECO
+        # muon (closest, and within 10 % in pT) was taken for both, and its response in the
+        # first muon's direction is a swap, not a measurement.
+        match_delta_r_max=0.1,
         match_pt_residual_max=0.10,
         **options,
     )
