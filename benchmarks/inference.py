@@ -45,10 +45,28 @@ def matmul_flops(device: torch.device, repeats: int = 5) -> float:
     return 2 * 4096**3 / best
 
 
+def _linear_flops(module: torch.nn.Module) -> int:
+    """2 x multiply-adds of every linear layer of ``module``, per event."""
+    return sum(2 * p.shape[0] * p.shape[1] for _, p in module.named_parameters() if p.ndim == 2)
+
+
 def flops_per_event(module: torch.nn.Module, passes: int = 1) -> int:
-    """2 x multiply-adds of every linear layer of the module, per event, times ``passes``."""
-    linear = sum(2 * p.shape[0] * p.shape[1] for _, p in module.named_parameters() if p.ndim == 2)
-    return passes * linear
+    """FLOPs per sample: every linear layer once for the Gaussian model. A flow sampled by
+    feature group (``coffea_fastsim.surrogate.flow_sampling``) evaluates each transform's
+    hidden layers once per group and, over all groups, its output layer once; a module
+    without groups (an exported program) is counted as ``passes`` whole evaluations."""
+    groups = getattr(module, "sampling_groups", None)
+    if groups is None:
+        return passes * _linear_flops(module)
+    total = 0
+    for transform, transform_groups in zip(module.flow.transform.transforms, groups, strict=True):
+        layers = [layer for layer in transform.hyper if isinstance(layer, torch.nn.Linear)]
+        hidden = sum(_linear_flops(layer) for layer in layers[:-1])
+        if transform_groups is None:
+            total += passes * _linear_flops(transform)
+        else:
+            total += len(transform_groups) * hidden + _linear_flops(layers[-1])
+    return total
 
 
 def sampling_passes(metadata: dict) -> int:

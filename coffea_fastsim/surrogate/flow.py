@@ -33,6 +33,11 @@ import zuko
 from torch import Tensor
 
 from coffea_fastsim.surrogate.coordinates import TargetCoordinates
+from coffea_fastsim.surrogate.flow_sampling import (
+    feature_groups,
+    flow_inverse,
+    supports_fast_inverse,
+)
 from coffea_fastsim.surrogate.gaussian import StandardizedSurrogate
 
 __all__ = ["FLOW_TRANSFORMS", "FlowConfig", "FlowSurrogate"]
@@ -130,6 +135,11 @@ class FlowSurrogate(StandardizedSurrogate):
             self.flow = zuko.flows.NSF(bins=config.bins, **arguments)
         else:
             self.flow = zuko.flows.MAF(**arguments)
+        # The feature groups of each sampling pass (see ``flow_sampling``); plain lists.
+        self.sampling_groups = [
+            feature_groups(t) if supports_fast_inverse(t) else None
+            for t in self.flow.transform.transforms
+        ]
 
     def _offset(self, z_conditioning: Tensor) -> Tensor:
         """What the flow's variable is measured from, standardized target units: the GEN
@@ -152,6 +162,17 @@ class FlowSurrogate(StandardizedSurrogate):
         variable = z_reco - self._offset(z_conditioning)
         return self.flow(z_conditioning).log_prob(variable)
 
+    def sample_standardized(self, z_conditioning: Tensor, eps: Tensor) -> Tensor:
+        """The flow's variable for the base sample ``eps``: the inverse transform, one
+        feature group per pass (``flow_sampling``), bitwise zuko's ``transform.inv``.
+
+        Arguments:
+            z_conditioning: standardized conditioning, shape (n_events, n_conditioning).
+            eps: base sample, shape (n_events, n_features).
+        """
+        transforms = list(self.flow.transform.transforms)
+        return flow_inverse(transforms, self.sampling_groups, z_conditioning, eps)
+
     def forward(self, x_gen: Tensor, eps: Tensor) -> Tensor:
         """Sample RECO-like features, one per event: the inverse transform of ``eps``.
 
@@ -163,9 +184,9 @@ class FlowSurrogate(StandardizedSurrogate):
             RECO-like features x_DL, shape (n_events, n_features), physical units.
         """
         if self.relative_to_gen:
-            response = self.flow(self.standardize_gen(x_gen)).transform.inv(eps)
+            response = self.sample_standardized(self.standardize_gen(x_gen), eps)
             return x_gen + self.reco_std * response
-        z_target = self.flow(self.conditioning(x_gen)).transform.inv(eps)
+        z_target = self.sample_standardized(self.conditioning(x_gen), eps)
         z_target = torch.clamp(z_target, self.support_low, self.support_high)
         return self.coordinates.decode(x_gen, self.destandardize_reco(z_target))
 
