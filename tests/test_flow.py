@@ -16,7 +16,11 @@ from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
 from coffea_fastsim.processing.runner import make_fileset, run_processor
 from coffea_fastsim.surrogate.ensemble import member_path, resolve_ensemble
 from coffea_fastsim.surrogate.flow import FlowConfig, FlowSurrogate
-from coffea_fastsim.surrogate.inference import EVALUATION_BLOCK, SurrogateEngine
+from coffea_fastsim.surrogate.inference import (
+    EVALUATION_BLOCK,
+    FLOW_EVALUATION_BLOCK,
+    SurrogateEngine,
+)
 from coffea_fastsim.surrogate.model_file import load_model, save_model
 from coffea_fastsim.surrogate.training import DEFAULT_LEARNING_RATE, TrainingConfig, train_surrogate
 from coffea_fastsim.validation.comparison import compare
@@ -231,13 +235,15 @@ def test_modified_flow_metadata_is_detected(flow_file: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_engine_output_does_not_depend_on_chunking(flow_file: Path) -> None:
-    # Two engines (each loads the exported program, seconds apiece): 4 chunks against 2.
-    n = 1100
+    # 18 chunks against 2, the large ones crossing the flow's evaluation block.
+    n = FLOW_EVALUATION_BLOCK + 1100
     gen = _gen(n, seed=5).numpy()
     ids = np.arange(n, dtype=np.uint64)
+    sizes = (300, FLOW_EVALUATION_BLOCK + 1)
     small, large = (
-        SurrogateEngine(flow_file, chunk_size=size, device="cpu", seed=2) for size in (300, 1025)
+        SurrogateEngine(flow_file, chunk_size=size, device="cpu", seed=2) for size in sizes
     )
+    assert small.evaluation_rows == FLOW_EVALUATION_BLOCK
     reference = large.predict(gen, ids, ids, ids)
     assert np.isfinite(reference).all()
     np.testing.assert_array_equal(small.predict(gen, ids, ids, ids), reference)

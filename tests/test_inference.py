@@ -16,6 +16,7 @@ from coffea_fastsim.surrogate.inference import (
     CUDA_EVALUATION_BLOCK,
     DEVICE_BYTES_PER_EVENT,
     EVALUATION_BLOCK,
+    FLOW_EVALUATION_BLOCK,
     MAX_CHUNK_SIZE,
     SurrogateEngine,
     _evaluate_blocks,
@@ -266,9 +267,11 @@ def test_unsupported_layers_fall_back_to_the_module(tmp_path: Path) -> None:
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-4)
 
 
-def test_evaluation_block_depends_on_the_device() -> None:
+def test_evaluation_block_depends_on_the_device_and_family() -> None:
     assert evaluation_block(torch.device("cpu")) == EVALUATION_BLOCK == 1024
+    assert evaluation_block(torch.device("cpu"), "flow") == FLOW_EVALUATION_BLOCK == 4096
     assert evaluation_block(torch.device("cuda", 0)) == CUDA_EVALUATION_BLOCK == 65536
+    assert evaluation_block(torch.device("cuda", 0), "flow") == CUDA_EVALUATION_BLOCK
 
 
 @pytest.mark.parametrize(

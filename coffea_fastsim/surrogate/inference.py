@@ -6,13 +6,16 @@ resolved device, so an engine can be shipped to dask workers (which may have a G
 the client has none).
 
 Reproducibility: the noise of an event depends only on (seed, run, luminosity block,
-event, its GEN features), see ``coffea_fastsim.surrogate.noise``. The network always runs on
-blocks of exactly ``evaluation_block(device)`` rows (the last block of a chunk padded with
-zeros), because a matrix product can round differently for different numbers of rows; with
-a fixed block size the output of an event is bitwise the same whatever ``chunk_size`` or the event's
-position in the input, on the same machine, device and torch thread count. The block is
-``EVALUATION_BLOCK`` (1024) rows on the CPU, where it keeps the activations in cache, and
-``CUDA_EVALUATION_BLOCK`` (65536) on a GPU, where each block costs a few kernel launches.
+event, its GEN features), see ``coffea_fastsim.surrogate.noise``. The network always runs
+on blocks of exactly ``evaluation_block(device, model_family)`` rows (the last block of a
+chunk padded with zeros), because a matrix product can round differently for different
+numbers of rows; with a fixed block size the output of an event is bitwise the same whatever
+``chunk_size`` or the event's position in the input, on the same machine, device and
+torch thread count. The block is ``EVALUATION_BLOCK`` (1024) rows on the CPU, where it keeps
+the activations in cache, ``FLOW_EVALUATION_BLOCK`` (4096) rows on the CPU for a flow,
+whose sampling runs thousands of small operations per block (4096 rows: 1.5 times the rate
+of 1024 on 2 cores, the same samples), and ``CUDA_EVALUATION_BLOCK`` (65536) on a GPU,
+where each block costs a few kernel launches.
 
 Chunk size: the events moved to the device and evaluated at once. By default it is chosen
 when the engine first runs: ``CPU_CHUNK_SIZE`` on the CPU, and on a GPU the largest
@@ -41,6 +44,7 @@ __all__ = [
     "CUDA_EVALUATION_BLOCK",
     "DEVICE_BYTES_PER_EVENT",
     "EVALUATION_BLOCK",
+    "FLOW_EVALUATION_BLOCK",
     "MAX_CHUNK_SIZE",
     "SurrogateEngine",
     "automatic_chunk_size",
@@ -49,6 +53,8 @@ __all__ = [
 
 #: Rows per network evaluation on the CPU; fixed so that results do not depend on chunking.
 EVALUATION_BLOCK = 1024
+#: Rows per evaluation of a flow on the CPU (see the module's docstring).
+FLOW_EVALUATION_BLOCK = 4096
 #: Rows per network evaluation on a CUDA device.
 CUDA_EVALUATION_BLOCK = 65536
 #: Chunk size on the CPU when none is given.
@@ -62,10 +68,12 @@ MAX_CHUNK_SIZE = 1 << 24
 DEVICE_BYTES_PER_EVENT = 1024
 
 
-def evaluation_block(device: torch.device) -> int:
+def evaluation_block(device: torch.device, model_family: str = "gaussian") -> int:
     """Rows per network evaluation on ``device``: ``CUDA_EVALUATION_BLOCK`` on CUDA,
-    ``EVALUATION_BLOCK`` elsewhere."""
-    return CUDA_EVALUATION_BLOCK if device.type == "cuda" else EVALUATION_BLOCK
+    elsewhere ``FLOW_EVALUATION_BLOCK`` for a flow and ``EVALUATION_BLOCK`` otherwise."""
+    if device.type == "cuda":
+        return CUDA_EVALUATION_BLOCK
+    return FLOW_EVALUATION_BLOCK if model_family == "flow" else EVALUATION_BLOCK
 
 
 def automatic_chunk_size(free_bytes: int, block: int, block_bytes: int = 0) -> int:
@@ -303,6 +311,12 @@ class SurrogateEngine:
         return self._loaded
 
     @property
+    def evaluation_rows(self) -> int:
+        """Rows per network evaluation of this engine's model on its device."""
+        family = str(self.loaded.metadata.get("model_family", "gaussian"))
+        return evaluation_block(self.device, family)
+
+    @property
     def metadata(self) -> Mapping[str, Any]:
         """Metadata of the model file (loads the model)."""
         return self.loaded.metadata
@@ -344,7 +358,7 @@ class SurrogateEngine:
             return output
         module = self.loaded.module
         chunk_size = self.resolved_chunk_size()
-        rows = evaluation_block(self.device)
+        rows = self.evaluation_rows
         start = 0
         # The plain interpreter runs the same kernels on every call; the profiling executor
         # would switch to a re-optimized graph after a few calls.
@@ -381,7 +395,7 @@ class SurrogateEngine:
         """
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        floor = evaluation_block(self.device)
+        floor = self.evaluation_rows
         if chunk_size <= floor:
             raise RuntimeError(
                 f"out of memory on {self.device} even with chunks of {chunk_size} events "
@@ -396,7 +410,7 @@ class SurrogateEngine:
             return self.chunk_size
         if self.device.type != "cuda":
             return CPU_CHUNK_SIZE
-        rows = evaluation_block(self.device)
+        rows = self.evaluation_rows
         free_bytes, _ = torch.cuda.mem_get_info(self.device)
         weights = self._gaussian_weights
         block_bytes = weights.activation_bytes(rows) if weights is not None else 0
