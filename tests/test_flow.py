@@ -22,6 +22,7 @@ from coffea_fastsim.surrogate.inference import (
     SurrogateEngine,
 )
 from coffea_fastsim.surrogate.model_file import load_model, save_model
+from coffea_fastsim.surrogate.scaling import Standardization
 from coffea_fastsim.surrogate.training import DEFAULT_LEARNING_RATE, TrainingConfig, train_surrogate
 from coffea_fastsim.validation.comparison import compare
 from coffea_fastsim.validation.samples import predict_members
@@ -33,10 +34,12 @@ N_FEATURES = len(WJETS.features)
 def _flow(config: FlowConfig | None = None) -> FlowSurrogate:
     torch.manual_seed(4)
     return FlowSurrogate(
-        gen_mean=torch.linspace(-5.0, 5.0, N_FEATURES),
-        gen_std=torch.linspace(1.0, 50.0, N_FEATURES),
-        reco_mean=torch.linspace(5.0, -5.0, N_FEATURES),
-        reco_std=torch.linspace(2.0, 60.0, N_FEATURES),
+        Standardization(
+            gen_mean=torch.linspace(-5.0, 5.0, N_FEATURES),
+            gen_std=torch.linspace(1.0, 50.0, N_FEATURES),
+            reco_mean=torch.linspace(5.0, -5.0, N_FEATURES),
+            reco_std=torch.linspace(2.0, 60.0, N_FEATURES),
+        ),
         config=config,
     ).eval()
 
@@ -208,7 +211,7 @@ def test_gaussian_model_may_be_exported_too(tmp_path: Path) -> None:
 
     torch.manual_seed(0)
     ones = torch.ones(N_FEATURES)
-    model = GaussianSurrogate(ones * 0, ones, ones * 0, ones).eval()
+    model = GaussianSurrogate(Standardization(ones * 0, ones, ones * 0, ones)).eval()
     path = save_model(
         model, tmp_path / "g.pt", PROVENANCE, "torch_export", feature_names=WJETS.feature_names
     )

@@ -25,6 +25,7 @@ from coffea_fastsim.surrogate.inference import (
     evaluation_block,
 )
 from coffea_fastsim.surrogate.model_file import ModelFormatError, save_model
+from coffea_fastsim.surrogate.scaling import Standardization
 
 N_EVENTS = 2500
 PROVENANCE = {"sample_hash": "sha256:0", "training_config": {}, "best_epoch": 0}
@@ -35,10 +36,12 @@ MU_Z, Q_Z = 0.5, -0.25
 def _model(constant_heads: bool) -> GaussianSurrogate:
     torch.manual_seed(3)
     model = GaussianSurrogate(
-        gen_mean=torch.linspace(-5.0, 5.0, 9),
-        gen_std=torch.linspace(1.0, 50.0, 9),
-        reco_mean=torch.linspace(5.0, -5.0, 9),
-        reco_std=torch.linspace(2.0, 60.0, 9),
+        Standardization(
+            gen_mean=torch.linspace(-5.0, 5.0, 9),
+            gen_std=torch.linspace(1.0, 50.0, 9),
+            reco_mean=torch.linspace(5.0, -5.0, 9),
+            reco_std=torch.linspace(2.0, 60.0, 9),
+        )
     )
     if constant_heads:
         with torch.no_grad():
@@ -227,10 +230,9 @@ def test_buffered_gaussian_path_is_bitwise_the_module(
     module's own output, bit for bit, for any width, depth and slope."""
     torch.manual_seed(11)
     model = GaussianSurrogate(
-        torch.zeros(9),
-        torch.full((9,), 30.0),
-        torch.ones(9),
-        torch.full((9,), 25.0),
+        Standardization(
+            torch.zeros(9), torch.full((9,), 30.0), torch.ones(9), torch.full((9,), 25.0)
+        ),
         hidden_width=hidden_width,
         hidden_layers=hidden_layers,
         negative_slope=negative_slope,

@@ -18,6 +18,7 @@ from coffea_fastsim.surrogate.gaussian import (
     quantile_loss,
     resolve_device,
 )
+from coffea_fastsim.surrogate.scaling import Standardization
 
 N_FEATURES = 9
 
@@ -26,10 +27,12 @@ N_FEATURES = 9
 def model() -> GaussianSurrogate:
     torch.manual_seed(1)
     return GaussianSurrogate(
-        gen_mean=torch.linspace(-5.0, 5.0, N_FEATURES),
-        gen_std=torch.linspace(1.0, 50.0, N_FEATURES),
-        reco_mean=torch.linspace(5.0, -5.0, N_FEATURES),
-        reco_std=torch.linspace(2.0, 60.0, N_FEATURES),
+        Standardization(
+            gen_mean=torch.linspace(-5.0, 5.0, N_FEATURES),
+            gen_std=torch.linspace(1.0, 50.0, N_FEATURES),
+            reco_mean=torch.linspace(5.0, -5.0, N_FEATURES),
+            reco_std=torch.linspace(2.0, 60.0, N_FEATURES),
+        )
     ).eval()
 
 
@@ -124,7 +127,7 @@ def test_invalid_standardization_is_refused(name: str, value: torch.Tensor) -> N
     arguments["reco_std"] = torch.ones(N_FEATURES)
     arguments[name] = value
     with pytest.raises(ValueError, match=r"must be positive|has shape"):
-        GaussianSurrogate(**arguments)
+        GaussianSurrogate(Standardization(**arguments))
 
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:x", "CPU", ""])

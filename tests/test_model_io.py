@@ -21,6 +21,7 @@ from coffea_fastsim.surrogate.model_file import (
     sample_hash,
     save_model,
 )
+from coffea_fastsim.surrogate.scaling import Standardization
 
 FEATURE_NAMES = WJETS.feature_names
 
@@ -31,10 +32,12 @@ PROVENANCE = {"sample_hash": "sha256:0", "training_config": {"seed": 0}, "best_e
 def model() -> GaussianSurrogate:
     torch.manual_seed(2)
     return GaussianSurrogate(
-        gen_mean=torch.linspace(-5.0, 5.0, 9),
-        gen_std=torch.linspace(1.0, 50.0, 9),
-        reco_mean=torch.linspace(5.0, -5.0, 9),
-        reco_std=torch.linspace(2.0, 60.0, 9),
+        Standardization(
+            gen_mean=torch.linspace(-5.0, 5.0, 9),
+            gen_std=torch.linspace(1.0, 50.0, 9),
+            reco_mean=torch.linspace(5.0, -5.0, 9),
+            reco_std=torch.linspace(2.0, 60.0, 9),
+        )
     ).eval()
 
 

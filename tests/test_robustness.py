@@ -343,9 +343,10 @@ def test_dataset_name_must_be_a_plain_name(name, inputs, tmp_path, capsys):
 def _gaussian(tmp_path: Path, name: str, change) -> Path:
     from coffea_fastsim.surrogate.gaussian import GaussianSurrogate
     from coffea_fastsim.surrogate.model_file import save_model
+    from coffea_fastsim.surrogate.scaling import Standardization
 
     ones = torch.ones(9)
-    model = GaussianSurrogate(ones * 0, ones, ones * 0, ones).eval()
+    model = GaussianSurrogate(Standardization(ones * 0, ones, ones * 0, ones)).eval()
     change(model)
     provenance = {"sample_hash": "sha256:0", "training_config": {}, "best_epoch": 0}
     return save_model(model, tmp_path / name, provenance, feature_names=WJETS.feature_names)

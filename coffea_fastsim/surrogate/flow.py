@@ -39,6 +39,7 @@ from coffea_fastsim.surrogate.flow_sampling import (
     supports_fast_inverse,
 )
 from coffea_fastsim.surrogate.gaussian import StandardizedSurrogate
+from coffea_fastsim.surrogate.scaling import Standardization
 
 __all__ = ["FLOW_TRANSFORMS", "FlowConfig", "FlowSurrogate"]
 
@@ -90,32 +91,17 @@ class FlowSurrogate(StandardizedSurrogate):
     saved with ``torch.export`` (see ``model_io``).
 
     Arguments:
-        gen_mean, gen_std, reco_mean, reco_std, coordinates, context_mean, context_std: see
-            ``StandardizedSurrogate``.
+        standardization, coordinates: see ``StandardizedSurrogate``.
         config: the flow's architecture.
     """
 
     def __init__(
         self,
-        gen_mean: Tensor,
-        gen_std: Tensor,
-        reco_mean: Tensor,
-        reco_std: Tensor,
+        standardization: Standardization,
         coordinates: TargetCoordinates | None = None,
-        context_mean: Tensor | None = None,
-        context_std: Tensor | None = None,
         config: FlowConfig | None = None,
     ) -> None:
-        super().__init__(
-            gen_mean,
-            gen_std,
-            reco_mean,
-            reco_std,
-            coordinates,
-            context_mean,
-            context_std,
-            compress=True,
-        )
+        super().__init__(standardization, coordinates, compress=True)
         config = config or FlowConfig()
         self.config = config
         # The range of the flow's variable that a sample may take (set by training).

@@ -15,12 +15,14 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from coffea_fastsim.surrogate.coordinates import TargetCoordinates
+from coffea_fastsim.surrogate.scaling import Standardization
 
 __all__ = [
     "GAMMA",
@@ -109,42 +111,42 @@ class StandardizedSurrogate(nn.Module):
     units, with ``eps`` standard normal noise; the inference engine needs nothing else.
 
     Arguments:
-        gen_mean, gen_std: mean and standard deviation of the GEN features of the training
-            sample, shape (n_features,), physical units.
-        reco_mean, reco_std: the same for the target (named for the paper target, where it
-            is the RECO features).
+        standardization: the scales of the GEN features, the target and its context, from
+            the training sample; they become the buffers ``gen_mean``, ``gen_std``,
+            ``reco_mean``, ``reco_std`` (named for the paper target, where the target is the
+            RECO features), ``context_mean`` and ``context_std`` (empty without context).
         coordinates: the target; None: the paper target.
-        context_mean, context_std: mean and standard deviation of the target's context,
-            shape (n_context,); None when the target has no context.
         compress: standardize the detector target with asinh (see ``standardize_reco``).
+
+    Raises:
+        ValueError: a scale's shape does not fit the features or the target's context, or
+            a scale is not positive (zero is allowed for an exact detector response).
     """
 
     def __init__(
         self,
-        gen_mean: Tensor,
-        gen_std: Tensor,
-        reco_mean: Tensor,
-        reco_std: Tensor,
+        standardization: Standardization,
         coordinates: TargetCoordinates | None = None,
-        context_mean: Tensor | None = None,
-        context_std: Tensor | None = None,
         compress: bool = False,
     ) -> None:
         super().__init__()
-        n_features = gen_mean.shape[0]
+        # The buffers, named and ordered as the fields of Standardization; no context: empty.
+        values = {f.name: getattr(standardization, f.name) for f in fields(standardization)}
+        scales: dict[str, Tensor] = {
+            name: torch.zeros(0) if value is None else value for name, value in values.items()
+        }
+        n_features = scales["gen_mean"].shape[0]
         coordinates = coordinates or TargetCoordinates([str(i) for i in range(n_features)])
-        empty = torch.zeros(0)
-        context_mean = empty if context_mean is None else context_mean
-        context_std = empty if context_std is None else context_std
-        for name, value, width in [
-            ("gen_std", gen_std, n_features),
-            ("reco_mean", reco_mean, n_features),
-            ("reco_std", reco_std, n_features),
-            ("context_mean", context_mean, coordinates.n_context),
-            ("context_std", context_std, coordinates.n_context),
+        for name, width in [
+            ("gen_std", n_features),
+            ("reco_mean", n_features),
+            ("reco_std", n_features),
+            ("context_mean", coordinates.n_context),
+            ("context_std", coordinates.n_context),
         ]:
-            if tuple(value.shape) != (width,):
-                raise ValueError(f"{name} has shape {tuple(value.shape)}, expected ({width},)")
+            shape = tuple(scales[name].shape)
+            if shape != (width,):
+                raise ValueError(f"{name} has shape {shape}, expected ({width},)")
         if coordinates.n_features != n_features:
             raise ValueError(
                 f"the target has {coordinates.n_features} features, gen_mean {n_features}"
@@ -153,18 +155,12 @@ class StandardizedSurrogate(nn.Module):
         # not have (exact); a flow's variable is also compressed (see standardize_reco).
         self.detector = coordinates.name == "detector"
         self.compress = compress and self.detector
-        if not all(bool((s > 0).all()) for s in (gen_std, context_std)) or not (
+        reco_std = scales["reco_std"]
+        if not all(bool((scales[s] > 0).all()) for s in ("gen_std", "context_std")) or not (
             bool((reco_std >= 0).all()) if self.detector else bool((reco_std > 0).all())
         ):
             raise ValueError("standard deviations must be positive")
-        for name, value in [
-            ("gen_mean", gen_mean),
-            ("gen_std", gen_std),
-            ("reco_mean", reco_mean),
-            ("reco_std", reco_std),
-            ("context_mean", context_mean),
-            ("context_std", context_std),
-        ]:
+        for name, value in scales.items():
             self.register_buffer(name, value.detach().to(torch.float32).clone())
         self.coordinates = coordinates
 
@@ -222,27 +218,19 @@ class GaussianSurrogate(StandardizedSurrogate):
     with ``torch.jit.script``.
 
     Arguments:
-        gen_mean, gen_std, reco_mean, reco_std, coordinates, context_mean, context_std: see
-            ``StandardizedSurrogate``.
+        standardization, coordinates: see ``StandardizedSurrogate``.
         hidden_width, hidden_layers, negative_slope: see ``regression_mlp``.
     """
 
     def __init__(
         self,
-        gen_mean: Tensor,
-        gen_std: Tensor,
-        reco_mean: Tensor,
-        reco_std: Tensor,
+        standardization: Standardization,
         coordinates: TargetCoordinates | None = None,
-        context_mean: Tensor | None = None,
-        context_std: Tensor | None = None,
         hidden_width: int = 100,
         hidden_layers: int = 4,
         negative_slope: float = 0.05,
     ) -> None:
-        super().__init__(
-            gen_mean, gen_std, reco_mean, reco_std, coordinates, context_mean, context_std
-        )
+        super().__init__(standardization, coordinates)
         shape = (self.n_features, hidden_width, hidden_layers, negative_slope, self.n_conditioning)
         self.mean_net = regression_mlp(*shape)
         self.quantile_net = regression_mlp(*shape)

@@ -37,6 +37,7 @@ from coffea_fastsim.analysis.definition import Response
 from coffea_fastsim.surrogate.coordinates import TargetCoordinates
 from coffea_fastsim.surrogate.flow import FlowConfig, FlowSurrogate
 from coffea_fastsim.surrogate.gaussian import GaussianSurrogate, StandardizedSurrogate
+from coffea_fastsim.surrogate.scaling import Standardization
 
 __all__ = [
     "FORMAT_VERSION",
@@ -62,6 +63,7 @@ MODEL_FAMILIES: dict[type[StandardizedSurrogate], tuple[str, tuple[str, ...]]] =
     GaussianSurrogate: ("gaussian", ("torchscript", "torch_export", "state_dict")),
     FlowSurrogate: ("flow", ("state_dict", "torch_export")),
 }
+#: The standardization's buffers (the fields of ``Standardization``), metadata "standardization".
 _STANDARDIZATION_BUFFERS = (
     "gen_mean",
     "gen_std",
@@ -169,20 +171,17 @@ def rebuild_surrogate(metadata: Mapping[str, Any]) -> StandardizedSurrogate:
         Response(**{k: tuple(v) if isinstance(v, list) else v for k, v in response.items()})
         for response in architecture["responses"]
     )
-    standardization = {
-        name: torch.tensor(values, dtype=torch.float32)
-        for name, values in metadata["standardization"].items()
-    }
-    arguments = (
-        *(standardization[name] for name in _STANDARDIZATION_BUFFERS[:4]),
-        TargetCoordinates(names, responses),
-        standardization["context_mean"],
-        standardization["context_std"],
+    standardization = Standardization(
+        **{
+            name: torch.tensor(metadata["standardization"][name], dtype=torch.float32)
+            for name in _STANDARDIZATION_BUFFERS
+        }
     )
+    coordinates = TargetCoordinates(names, responses)
     if metadata["model_family"] == "flow":
         config = FlowConfig(**architecture["flow"])
-        return FlowSurrogate(*arguments, config=config)
-    return GaussianSurrogate(*arguments)
+        return FlowSurrogate(standardization, coordinates, config=config)
+    return GaussianSurrogate(standardization, coordinates)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from coffea_fastsim.surrogate.gaussian import (
     resolve_device,
 )
 from coffea_fastsim.surrogate.model_file import sample_hash
-from coffea_fastsim.surrogate.scaling import feature_scale, response_scale
+from coffea_fastsim.surrogate.scaling import Standardization, feature_scale, response_scale
 
 __all__ = [
     "DEFAULT_LEARNING_RATE",
@@ -351,20 +351,19 @@ def train_surrogate(
     with _torch_threads(threads), torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(config.seed)
         context_names = [f"context {i}" for i in range(coordinates.n_context)]
-        standardization = (
+        standardization = Standardization(
             *feature_scale(gen[split.train], "GEN", feature_names),
             *(
                 response_scale(target[split.train])
                 if config.target == "detector"
                 else feature_scale(target[split.train], "RECO", feature_names)
             ),
-            coordinates,
             *feature_scale(context[split.train], "context", context_names),
         )
         model: StandardizedSurrogate = (
-            FlowSurrogate(*standardization, config=config.flow)
+            FlowSurrogate(standardization, coordinates, config=config.flow)
             if config.model == "flow"
-            else GaussianSurrogate(*standardization)
+            else GaussianSurrogate(standardization, coordinates)
         ).to(device)
         with torch.no_grad():
             z_gen = model.conditioning(torch.as_tensor(gen, device=device).float())
