@@ -26,7 +26,7 @@ from coffea_fastsim.processing.manifest import build_manifest, manifest_notes, m
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
 from coffea_fastsim.processing.runner import make_fileset, run_processor
 from coffea_fastsim.surrogate import inference
-from coffea_fastsim.surrogate.inference import EVALUATION_BLOCK, SurrogateEngine
+from coffea_fastsim.surrogate.inference import SurrogateEngine
 
 # Workers unpickle the fault-injecting processors below by value, not by module name.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -290,23 +290,24 @@ def test_skipped_bad_file_is_in_the_manifest_and_fails_the_cli(
 
 
 def test_out_of_memory_halves_the_chunk_and_gives_the_same_output(embedded_model, monkeypatch):
-    rng = np.random.default_rng(0)
-    features = read_features_like(rng, 5000)
-    ids = np.arange(5000, dtype=np.uint64)
-    engine = SurrogateEngine(embedded_model, chunk_size=4096, seed=1)
+    rows = SurrogateEngine(embedded_model).evaluation_rows
+    n_events = 5 * rows
+    features = read_features_like(np.random.default_rng(0), n_events)
+    ids = np.arange(n_events, dtype=np.uint64)
+    engine = SurrogateEngine(embedded_model, chunk_size=4 * rows, seed=1)
     expected = engine.predict(features, ids, ids, ids)
     evaluate = inference._evaluate_blocks
     sizes = []
 
     def small_device(module, weights, x_gen, eps, rows):
         sizes.append(len(x_gen))
-        if len(x_gen) > 1500:
+        if len(x_gen) > 1.5 * rows:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
         return evaluate(module, weights, x_gen, eps, rows)
 
     monkeypatch.setattr(inference, "_evaluate_blocks", small_device)
     np.testing.assert_array_equal(engine.predict(features, ids, ids, ids), expected)
-    assert sizes[:3] == [4096, 2048, 1024]
+    assert sizes[:3] == [4 * rows, 2 * rows, rows]
 
 
 def test_out_of_memory_below_the_floor_fails_clearly(embedded_model, monkeypatch):
@@ -314,9 +315,10 @@ def test_out_of_memory_below_the_floor_fails_clearly(embedded_model, monkeypatch
         raise torch.OutOfMemoryError("CUDA out of memory (injected)")
 
     monkeypatch.setattr(inference, "_evaluate_blocks", no_memory)
-    engine = SurrogateEngine(embedded_model, chunk_size=8 * EVALUATION_BLOCK)
+    rows = SurrogateEngine(embedded_model).evaluation_rows
+    engine = SurrogateEngine(embedded_model, chunk_size=8 * rows)
     ids = np.arange(10, dtype=np.uint64)
-    with pytest.raises(RuntimeError, match=f"chunks of {EVALUATION_BLOCK} events"):
+    with pytest.raises(RuntimeError, match=f"chunks of {rows} events"):
         engine.predict(read_features_like(np.random.default_rng(1), 10), ids, ids, ids)
 
 
