@@ -150,7 +150,7 @@ class FlowSurrogate(StandardizedSurrogate):
 
     def sample_standardized(self, z_conditioning: Tensor, eps: Tensor) -> Tensor:
         """The flow's variable for the base sample ``eps``: the inverse transform, one
-        feature group per pass (``flow_sampling``), bitwise zuko's ``transform.inv``.
+        feature group per pass (``flow_sampling``), zuko's ``transform.inv`` up to float rounding.
 
         Arguments:
             z_conditioning: standardized conditioning, shape (n_events, n_conditioning).
