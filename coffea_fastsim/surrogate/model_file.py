@@ -64,14 +64,7 @@ MODEL_FAMILIES: dict[type[StandardizedSurrogate], tuple[str, tuple[str, ...]]] =
     FlowSurrogate: ("flow", ("state_dict", "torch_export")),
 }
 #: The standardization's buffers (the fields of ``Standardization``), metadata "standardization".
-_STANDARDIZATION_BUFFERS = (
-    "gen_mean",
-    "gen_std",
-    "reco_mean",
-    "reco_std",
-    "context_mean",
-    "context_std",
-)
+_STANDARDIZATION_BUFFERS = tuple(field.name for field in dataclasses.fields(Standardization))
 
 
 class ModelFormatError(ValueError):
