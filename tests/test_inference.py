@@ -109,6 +109,27 @@ def test_output_does_not_depend_on_position(
     np.testing.assert_array_equal(engine.predict(**_subset(events, order)), reference[order])
 
 
+@pytest.mark.parametrize("chunk_size", [None, 333])
+def test_a_replica_per_row_is_that_replica_alone(
+    model_file: Path, events: dict[str, np.ndarray], chunk_size: int | None
+) -> None:
+    """Three draws of 1,500 events as one call on 4,500 rows (crossing chunks and evaluation
+    blocks) give each row the output of a call with its replica alone."""
+    engine = SurrogateEngine(model_file, chunk_size=chunk_size, device="cpu")
+    some = _subset(events, slice(0, 1500))
+    replicas = (0, 1, 5)
+    rows = {key: np.concatenate([value] * len(replicas)) for key, value in some.items()}
+    per_row = np.repeat(np.array(replicas), 1500)
+    alone = [engine.predict(**some, replica=r) for r in replicas]
+    np.testing.assert_array_equal(engine.predict(**rows, replica=per_row), np.concatenate(alone))
+    assert not np.any(alone[0] == alone[1])
+
+
+def test_replica_rows_are_checked(model_file: Path, events: dict[str, np.ndarray]) -> None:
+    with pytest.raises(ValueError, match=r"replica must be an integer or have shape \(20,\)"):
+        SurrogateEngine(model_file).predict(**_subset(events, slice(0, 20)), replica=[0, 1])
+
+
 def test_repeated_calls_agree(
     model_file: Path, events: dict[str, np.ndarray], reference: np.ndarray
 ) -> None:

@@ -10,7 +10,6 @@ import torch
 
 from coffea_fastsim.surrogate.noise import event_noise, event_noise_tensor
 
-UINT6UINT64_MAX = np.iinfo(np.uint64).max
 UINT64_MAX = np.iinfo(np.uint64).max
 MASK = 2**64 - 1
 
@@ -225,6 +224,47 @@ def test_gen_features_of_another_shape_are_refused(shape: tuple[int, ...]) -> No
     ids = np.array([1], np.uint64)
     with pytest.raises(ValueError, match="gen_features must have shape"):
         event_noise(0, ids, ids, ids, np.zeros(shape, np.float32))
+
+
+REPLICAS = (0, 1, 7, 2**64 - 1)
+
+
+@pytest.mark.parametrize("device_version", [False, True])
+def test_a_replica_per_row_is_that_replica_alone(device_version: bool) -> None:
+    """K draws of n events as one call on K * n rows (a replica index per row, crossing the
+    8192-event hash block) give each row the noise of a call with its replica alone."""
+    n = 3000
+    run, lumi, event, gen = _ids(n)
+    rows = tuple(np.tile(column, len(REPLICAS)) for column in (run, lumi, event))
+    rows_gen = np.tile(gen, (len(REPLICAS), 1))
+    per_row = np.repeat(np.array(REPLICAS, dtype=np.uint64), n)
+    if device_version:
+        got = event_noise_tensor(5, *rows, torch.from_numpy(rows_gen), replica=per_row).numpy()
+        alone = [
+            event_noise_tensor(5, run, lumi, event, torch.from_numpy(gen), replica=r).numpy()
+            for r in REPLICAS
+        ]
+    else:
+        got = event_noise(5, *rows, rows_gen, replica=per_row)
+        alone = [event_noise(5, run, lumi, event, gen, replica=r) for r in REPLICAS]
+    np.testing.assert_array_equal(got, np.concatenate(alone))
+    assert not np.any(got[:n] == got[n : 2 * n])
+
+
+@pytest.mark.parametrize(
+    ("replica", "message"),
+    [
+        (np.array([0, 1]), r"shape \(3,\)"),
+        (np.array([0.0, 1.0, 2.0]), "integer dtype"),
+        (np.array([0, -1, 2]), "1 negative entries"),
+    ],
+)
+def test_invalid_replica_array(replica: np.ndarray, message: str) -> None:
+    run, lumi, event, gen = _ids(3)
+    with pytest.raises((ValueError, TypeError), match=message):
+        event_noise(0, run, lumi, event, gen, replica=replica)
+    with pytest.raises((ValueError, TypeError), match=message):
+        event_noise_tensor(0, run, lumi, event, torch.from_numpy(gen), replica=replica)
 
 
 @pytest.mark.parametrize("replica", [-1, 2**64, 1.0])

@@ -58,7 +58,9 @@ def simulate(engine: SurrogateEngine, features: EventFeatures, oversample: int =
 
     Replica r of an event draws its noise with the replica index r in the noise key, so the
     replicas are independent and each is reproducible whatever the chunking; replica 0 is
-    the DL event of a run without oversampling.
+    the DL event of a run without oversampling. The K replicas are one engine call on
+    K * n rows (a replica index per row), so small chunks fill the model's evaluation
+    blocks instead of padding one block per replica.
 
     Arguments:
         engine: the surrogate and the noise seed.
@@ -67,13 +69,19 @@ def simulate(engine: SurrogateEngine, features: EventFeatures, oversample: int =
     """
     oversample = check_oversample(oversample)
     n_events = len(features)
-    ids = (features.run, features.luminosity_block, features.event)
-    replicas = [
-        engine.predict(features.gen, *ids, replica=replica) for replica in range(oversample)
-    ]
+    replica = np.repeat(np.arange(oversample, dtype=np.uint32), n_events)
+    if oversample == 1:
+        ids = (features.run, features.luminosity_block, features.event)
+        dl = engine.predict(features.gen, *ids)
+    else:
+        ids = tuple(
+            np.tile(column, oversample)
+            for column in (features.run, features.luminosity_block, features.event)
+        )
+        dl = engine.predict(np.tile(features.gen, (oversample, 1)), *ids, replica=replica)
     return DLEvents(
-        features=np.concatenate(replicas) if oversample > 1 else replicas[0],
+        features=dl,
         source=np.tile(np.arange(n_events, dtype=np.int64), oversample),
-        replica=np.repeat(np.arange(oversample, dtype=np.uint32), n_events),
+        replica=replica,
         oversample=oversample,
     )

@@ -327,7 +327,7 @@ class SurrogateEngine:
         run: np.ndarray,
         luminosity_block: np.ndarray,
         event: np.ndarray,
-        replica: int = 0,
+        replica: int | np.ndarray = 0,
     ) -> np.ndarray:
         """RECO-like features x_DL = mu + sigma * eps of each event.
 
@@ -336,7 +336,9 @@ class SurrogateEngine:
                 the order of the model's features.
             run, luminosity_block, event: event identity, each shape (n_events,), integers.
             replica: index of an independent draw of the same events (oversampling); 0 is
-                the nominal one.
+                the nominal one. An integer for all rows, or an array of shape (n_events,)
+                with one per row, so that K draws of n events are one call on K * n rows
+                (each row's output is that of a call with its replica alone).
 
         Returns:
             x_DL, shape (n_events, n_features), float32, physical units; (0, n_features)
@@ -353,6 +355,12 @@ class SurrogateEngine:
         for name, ids in (("run", run), ("luminosity_block", luminosity_block), ("event", event)):
             if ids.shape != (n_events,):
                 raise ValueError(f"{name} must have shape ({n_events},), got {ids.shape}")
+        if not isinstance(replica, (int, np.integer)):
+            replica = np.asarray(replica)
+            if replica.shape != (n_events,):
+                raise ValueError(
+                    f"replica must be an integer or have shape ({n_events},), got {replica.shape}"
+                )
         output = np.empty((n_events, len(names)), dtype=np.float32)
         if n_events == 0:
             return output
@@ -366,9 +374,10 @@ class SurrogateEngine:
             while start < n_events:
                 chunk = slice(start, start + chunk_size)
                 ids = (run[chunk], luminosity_block[chunk], event[chunk])
+                chunk_replica = replica[chunk] if isinstance(replica, np.ndarray) else replica
                 try:
                     x_gen = torch.from_numpy(gen[chunk].astype(np.float32)).to(self.device)
-                    eps = self._noise(ids, x_gen, replica)
+                    eps = self._noise(ids, x_gen, chunk_replica)
                     x_dl = _evaluate_blocks(module, self._gaussian_weights, x_gen, eps, rows)
                 except torch.OutOfMemoryError as error:
                     chunk_size = self._smaller_chunk(chunk_size, error)
@@ -378,10 +387,14 @@ class SurrogateEngine:
         return output
 
     def _noise(
-        self, ids: tuple[np.ndarray, np.ndarray, np.ndarray], x_gen: Tensor, replica: int
+        self,
+        ids: tuple[np.ndarray, np.ndarray, np.ndarray],
+        x_gen: Tensor,
+        replica: int | np.ndarray,
     ) -> Tensor:
         """The per-event noise of a chunk on the engine's device, keyed by the identities,
-        the GEN features ``x_gen`` (float32, as the network gets them) and the replica:
+        the GEN features ``x_gen`` (float32, as the network gets them) and the replica (one,
+        or one per row):
         numpy's ``event_noise`` on the CPU; on CUDA, ``event_noise_tensor`` computed on the
         device, which moves 24 bytes per event instead of 36 and keeps the hash off the CPU."""
         if self.device.type == "cuda":

@@ -80,7 +80,18 @@ def _as_gen_bits(gen_features: np.ndarray, n_events: int) -> np.ndarray:
     return bits[:, 0::2] | (bits[:, 1::2] << np.uint64(32))
 
 
-def _check_replica(replica: int) -> int:
+def _check_replica(replica: int | np.ndarray, n_events: int) -> int | np.ndarray:
+    """``replica`` as an int, or as a uint64 array of shape (n_events,) (one per event)."""
+    if isinstance(replica, np.ndarray):
+        if replica.shape != (n_events,):
+            raise ValueError(
+                f"replica must be an integer or have shape ({n_events},), got {replica.shape}"
+            )
+        if not np.issubdtype(replica.dtype, np.integer):
+            raise TypeError(f"replica must have an integer dtype, got {replica.dtype}")
+        if np.issubdtype(replica.dtype, np.signedinteger) and n_events and replica.min() < 0:
+            raise ValueError(f"replica has {int((replica < 0).sum())} negative entries")
+        return np.ascontiguousarray(replica, dtype=np.uint64)
     if isinstance(replica, bool) or not isinstance(replica, (int, np.integer)):
         raise TypeError(f"replica must be an integer, got {type(replica).__name__}")
     if not 0 <= int(replica) <= _UINT64_MAX:
@@ -110,8 +121,10 @@ def event_identity_hash(
     return _identity_chain(0, run_ids, lumi_ids, event_ids)
 
 
-def _replica_step(replica: int) -> np.uint64:
-    """replica * 0x9E3779B97F4A7C15 modulo 2**64."""
+def _replica_step(replica: int | np.ndarray) -> np.uint64 | np.ndarray:
+    """replica * 0x9E3779B97F4A7C15 modulo 2**64, of one replica or of a uint64 array."""
+    if isinstance(replica, np.ndarray):
+        return replica * _GOLDEN_GAMMA  # uint64 products wrap modulo 2**64
     return np.uint64(replica * int(_GOLDEN_GAMMA) & _UINT64_MAX)
 
 
@@ -121,13 +134,17 @@ def _event_keys(
     lumi: np.ndarray,
     event: np.ndarray,
     gen_words: np.ndarray,
-    replica: int,
+    replica: int | np.ndarray,
 ) -> np.ndarray:
-    """One uint64 key per event (steps 1 to 3 of the module docstring), shape (n,)."""
+    """One uint64 key per event (steps 1 to 3 of the module docstring), shape (n,);
+    ``replica`` is one index for all events or a uint64 array of one per event."""
     key = _identity_chain(seed, run, lumi, event)
     for column in gen_words.T:
         key ^= column
         _mix_inplace(key)
+    if isinstance(replica, np.ndarray):
+        stepped = _mix_inplace(key + _replica_step(replica))
+        return np.where(replica != 0, stepped, key)
     if replica:
         key += _replica_step(replica)
         _mix_inplace(key)
@@ -179,7 +196,7 @@ def event_noise(
     event: np.ndarray,
     gen_features: np.ndarray,
     n_features: int | None = None,
-    replica: int = 0,
+    replica: int | np.ndarray = 0,
 ) -> np.ndarray:
     """Standard normal noise, a pure function of the seed and each event's key.
 
@@ -194,7 +211,10 @@ def event_noise(
         gen_features: the GEN features given to the network, shape (n_events, n); hashed
             as float32 bit patterns.
         n_features: number of independent normals per event; None: n.
-        replica: index of an independent draw of the same events; 0 is the nominal one.
+        replica: index of an independent draw of the same events; 0 is the nominal one. An
+            integer for all events, or an array of shape (n_events,), non-negative integers,
+            one per row: rows that repeat an event with different replicas give that event's
+            independent draws, as separate calls with each replica would.
 
     Returns:
         Noise of shape (n_events, n_features), float32, each entry N(0, 1).
@@ -205,14 +225,15 @@ def event_noise(
     gen_words = _as_gen_bits(gen_features, len(run_ids))
     n_features = np.shape(gen_features)[1] if n_features is None else n_features
     _check_arguments(seed, n_features)
-    replica = _check_replica(replica)
+    replica = _check_replica(replica, len(run_ids))
 
     n_pairs = (n_features + 1) // 2
     noise = np.empty((len(run_ids), n_features), dtype=np.float32)
     for start in range(0, len(run_ids), _BLOCK_EVENTS):
         block = slice(start, start + _BLOCK_EVENTS)
         ids = (run_ids[block], lumi_ids[block], event_ids[block], gen_words[block])
-        keys = _event_keys(int(seed), *ids, replica)
+        block_replica = replica[block] if isinstance(replica, np.ndarray) else replica
+        keys = _event_keys(int(seed), *ids, block_replica)
         noise[block] = _normals_block(keys, n_pairs)[:n_features].T
     return noise
 
@@ -253,7 +274,7 @@ def event_noise_tensor(
     event: np.ndarray,
     gen_features: torch.Tensor,
     n_features: int | None = None,
-    replica: int = 0,
+    replica: int | np.ndarray = 0,
 ) -> torch.Tensor:
     """``event_noise`` computed by torch on the device of ``gen_features``, for GPUs: only
     the event identities (24 bytes per event) are moved to the device, and the hash runs
@@ -278,7 +299,7 @@ def event_noise_tensor(
         )
     n_features = gen_features.shape[1] if n_features is None else n_features
     _check_arguments(seed, n_features)
-    replica = _check_replica(replica)
+    replica = _check_replica(replica, len(run_ids))
     device = gen_features.device
 
     def on_device(ids: np.ndarray) -> torch.Tensor:
@@ -290,7 +311,10 @@ def event_noise_tensor(
     key = _mix_tensor(key ^ on_device(event_ids))
     for column in _gen_words_tensor(gen_features).T:
         key = _mix_tensor(key ^ column)
-    if replica:
+    if isinstance(replica, np.ndarray):
+        stepped = _mix_tensor(key + on_device(_replica_step(replica)))
+        key = torch.where(on_device(replica) != 0, stepped, key)
+    elif replica:
         key = _mix_tensor(key + _signed(_replica_step(replica)))
 
     n_pairs = (n_features + 1) // 2
