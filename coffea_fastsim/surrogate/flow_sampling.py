@@ -27,7 +27,14 @@ from zuko.flows.autoregressive import MaskedAutoregressiveTransform
 from zuko.nn import MaskedLinear
 from zuko.utils import unpack
 
+#: Rows per evaluation of a univariate inverse on the CPU. Its temporaries, (rows, bins + 1)
+#: float32 each, then stay below glibc's 128 KiB mmap threshold, which dask's workers fix
+#: (MALLOC_TRIM_THRESHOLD_): above it every temporary maps and zero-fills fresh pages. The
+#: operations are row by row, so the parts give the same bits as the whole block.
+UNIVARIATE_ROWS = 2048
+
 __all__ = [
+    "UNIVARIATE_ROWS",
     "feature_groups",
     "flow_inverse",
     "masked_autoregressive_inverse",
@@ -82,18 +89,78 @@ def masked_autoregressive_inverse(
     weights = [layer.mask * layer.weight for layer in linears]
     biases = [layer.bias for layer in linears]
     total = transform.total
-    x = torch.zeros_like(y)
+    n_events, n_features = y.shape
+    # One input buffer [x, context] updated in place, and one buffer per hidden layer: a
+    # fresh tensor per layer and pass would map and zero-fill new pages under allocator
+    # settings such as dask's (MALLOC_TRIM_THRESHOLD_), which halves the sampling rate.
+    # Where autograd records (grad mode and a tensor that requires grad), fresh tensors.
+    tensors = [y, *transform.parameters(), *([] if context is None else [context])]
+    differentiable = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    n_context = 0 if context is None else context.shape[-1]
+    inputs = y.new_zeros((n_events, n_features + n_context))
+    if context is not None:
+        inputs[:, n_features:] = context
+    hidden_buffers = [
+        None if differentiable else y.new_empty((n_events, weight.shape[0]))
+        for weight in weights[:-1]
+    ]
+    parameter_buffers: dict[int, Tensor] = {}
     for group in groups:
-        hidden = x if context is None else torch.cat((x, context), dim=-1)
-        for weight, bias, activation in zip(weights[:-1], biases[:-1], activations, strict=True):
-            hidden = activation(F.linear(hidden, weight, bias))
+        hidden = inputs
+        for weight, bias, activation, buffer in zip(
+            weights[:-1], biases[:-1], activations, hidden_buffers, strict=True
+        ):
+            hidden = _linear(hidden, weight, bias, None if differentiable else buffer, activation)
         columns = torch.tensor(group, device=y.device)
         rows = (columns[:, None] * total + torch.arange(total, device=y.device)).flatten()
         last_bias = None if biases[-1] is None else biases[-1][rows]
-        phi = F.linear(hidden, weights[-1][rows], last_bias).unflatten(-1, (len(group), total))
-        univariate = transform.univariate(*unpack(phi, transform.shapes))
-        x = x.index_copy(1, columns, univariate.inv(y.index_select(1, columns)))
-    return x
+        if not differentiable and len(rows) not in parameter_buffers:
+            parameter_buffers[len(rows)] = y.new_empty((n_events, len(rows)))
+        phi = _linear(hidden, weights[-1][rows], last_bias, parameter_buffers.get(len(rows)))
+        phi = phi.unflatten(-1, (len(group), total))
+        y_group = y.index_select(1, columns)
+        x_group = torch.cat(
+            [
+                transform.univariate(*unpack(phi[part], transform.shapes)).inv(y_group[part])
+                for part in _row_parts(n_events, y.device)
+            ]
+        )
+        if differentiable:
+            inputs = inputs.index_copy(1, columns, x_group)
+        else:
+            inputs.index_copy_(1, columns, x_group)
+    return inputs[:, :n_features].clone()
+
+
+def _row_parts(n_rows: int, device: torch.device) -> list[slice]:
+    """The rows of a block in parts of ``UNIVARIATE_ROWS`` on the CPU; whole on other devices
+    and when traced (``torch.export``, where the number of rows is symbolic)."""
+    if device.type != "cpu" or torch.compiler.is_compiling():
+        return [slice(None)]
+    step = UNIVARIATE_ROWS
+    return [slice(start, start + step) for start in range(0, n_rows, step)]
+
+
+def _linear(
+    inputs: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    out: Tensor | None,
+    activation: nn.Module | None = None,
+) -> Tensor:
+    """``activation(F.linear(inputs, weight, bias))``, written into ``out`` when given: the
+    same matrix product as F.linear (addmm), so the same bits; a ReLU then runs in place."""
+    if out is None:
+        result = F.linear(inputs, weight, bias)
+    elif bias is None:
+        result = torch.mm(inputs, weight.t(), out=out)
+    else:
+        result = torch.addmm(bias, inputs, weight.t(), out=out)
+    if activation is None:
+        return result
+    if out is not None and isinstance(activation, nn.ReLU):
+        return torch.relu_(result)
+    return activation(result)
 
 
 def flow_inverse(
