@@ -174,4 +174,4 @@ def test_detector_target_keeps_an_exact_direction_exact(exact_direction_sample, 
     assert target[:, 2].abs().max() < 1e-5
     assert target[:, 0].std().item() == pytest.approx(0.05, rel=0.2)
     assert target[:, 3].std().item() == pytest.approx(0.15, rel=0.2)
-    assert result.metadata()["target"]["name"] == "detector"
+    assert result.metadata()["training_config"]["target"] == "detector"

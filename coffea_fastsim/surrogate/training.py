@@ -172,7 +172,9 @@ class TrainingResult:
         sample_hash: SHA-256 of the (gen, reco) sample, see ``model_io.sample_hash``.
         config: the configuration used.
         seconds: wall-clock training time.
-        responses: the detector responses the target is made of (none: the paper target).
+
+    The target's responses are the model's (``model.coordinates.responses``), which
+    ``save_model`` records under "architecture".
     """
 
     model: StandardizedSurrogate
@@ -182,7 +184,6 @@ class TrainingResult:
     sample_hash: str
     config: TrainingConfig
     seconds: float
-    responses: tuple[Response, ...] = ()
 
     def metadata(self) -> dict[str, Any]:
         """Provenance for ``model_io.save_model``."""
@@ -199,10 +200,6 @@ class TrainingResult:
             },
             "training_seconds": self.seconds,
             "seconds_to_best_epoch": self.history.seconds[self.best_epoch],
-            "target": {
-                "name": self.config.target,
-                "responses": [asdict(response) for response in self.responses],
-            },
         }
 
 
@@ -385,7 +382,6 @@ def train_surrogate(
         sample_hash=sample_hash(gen, reco),
         config=config,
         seconds=time.perf_counter() - started,
-        responses=tuple(responses) if config.target == "detector" else (),
     )
 
 
