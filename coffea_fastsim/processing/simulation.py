@@ -70,15 +70,11 @@ def simulate(engine: SurrogateEngine, features: EventFeatures, oversample: int =
     oversample = check_oversample(oversample)
     n_events = len(features)
     replica = np.repeat(np.arange(oversample, dtype=np.uint32), n_events)
-    if oversample == 1:
-        ids = (features.run, features.luminosity_block, features.event)
-        dl = engine.predict(features.gen, *ids)
-    else:
-        ids = tuple(
-            np.tile(column, oversample)
-            for column in (features.run, features.luminosity_block, features.event)
-        )
-        dl = engine.predict(np.tile(features.gen, (oversample, 1)), *ids, replica=replica)
+    ids = tuple(
+        np.tile(column, oversample)
+        for column in (features.run, features.luminosity_block, features.event)
+    )
+    dl = engine.predict(np.tile(features.gen, (oversample, 1)), *ids, replica=replica)
     return DLEvents(
         features=dl,
         source=np.tile(np.arange(n_events, dtype=np.int64), oversample),

@@ -137,8 +137,7 @@ def _row_parts(n_rows: int, device: torch.device) -> list[slice]:
     and when traced (``torch.export``, where the number of rows is symbolic)."""
     if device.type != "cpu" or torch.compiler.is_compiling():
         return [slice(None)]
-    step = UNIVARIATE_ROWS
-    return [slice(start, start + step) for start in range(0, n_rows, step)]
+    return [slice(start, start + UNIVARIATE_ROWS) for start in range(0, n_rows, UNIVARIATE_ROWS)]
 
 
 def _linear(
