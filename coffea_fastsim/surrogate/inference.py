@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from coffea_fastsim.surrogate.gaussian import as_feature_array, resolve_device
 from coffea_fastsim.surrogate.model_file import LoadedModel, load_model
-from coffea_fastsim.surrogate.noise import event_noise, event_noise_tensor
+from coffea_fastsim.surrogate.noise import check_replica, event_noise, event_noise_tensor
 
 __all__ = [
     "CPU_CHUNK_SIZE",
@@ -357,10 +357,7 @@ class SurrogateEngine:
                 raise ValueError(f"{name} must have shape ({n_events},), got {ids.shape}")
         if not isinstance(replica, (int, np.integer)):
             replica = np.asarray(replica)
-            if replica.shape != (n_events,):
-                raise ValueError(
-                    f"replica must be an integer or have shape ({n_events},), got {replica.shape}"
-                )
+        replica = check_replica(replica, n_events)  # once, before it is cut into chunks
         output = np.empty((n_events, len(names)), dtype=np.float32)
         if n_events == 0:
             return output

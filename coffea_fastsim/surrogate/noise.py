@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["event_identity_hash", "event_noise", "event_noise_tensor"]
+__all__ = ["check_replica", "event_identity_hash", "event_noise", "event_noise_tensor"]
 
 _GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -80,8 +80,9 @@ def _as_gen_bits(gen_features: np.ndarray, n_events: int) -> np.ndarray:
     return bits[:, 0::2] | (bits[:, 1::2] << np.uint64(32))
 
 
-def _check_replica(replica: int | np.ndarray, n_events: int) -> int | np.ndarray:
-    """``replica`` as an int, or as a uint64 array of shape (n_events,) (one per event)."""
+def check_replica(replica: int | np.ndarray, n_events: int) -> int | np.ndarray:
+    """``replica`` as an int, or as a uint64 array of shape (n_events,) (one per event); a
+    TypeError or ValueError naming the argument otherwise."""
     if isinstance(replica, np.ndarray):
         if replica.shape != (n_events,):
             raise ValueError(
@@ -225,7 +226,7 @@ def event_noise(
     gen_words = _as_gen_bits(gen_features, len(run_ids))
     n_features = np.shape(gen_features)[1] if n_features is None else n_features
     _check_arguments(seed, n_features)
-    replica = _check_replica(replica, len(run_ids))
+    replica = check_replica(replica, len(run_ids))
 
     n_pairs = (n_features + 1) // 2
     noise = np.empty((len(run_ids), n_features), dtype=np.float32)
@@ -299,7 +300,7 @@ def event_noise_tensor(
         )
     n_features = gen_features.shape[1] if n_features is None else n_features
     _check_arguments(seed, n_features)
-    replica = _check_replica(replica, len(run_ids))
+    replica = check_replica(replica, len(run_ids))
     device = gen_features.device
 
     def on_device(ids: np.ndarray) -> torch.Tensor:
