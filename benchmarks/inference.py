@@ -22,6 +22,7 @@ import torch
 from timing import best_rate
 
 from coffea_fastsim.embedded import embedded_model
+from coffea_fastsim.surrogate.flow_sampling import sampling_flops
 from coffea_fastsim.surrogate.inference import SurrogateEngine
 from coffea_fastsim.surrogate.model_file import load_model
 
@@ -52,20 +53,18 @@ def _linear_flops(module: torch.nn.Module) -> int:
 
 def flops_per_event(module: torch.nn.Module, passes: int = 1) -> int:
     """FLOPs per sample: every linear layer once for the Gaussian model. A flow sampled by
-    feature group (``coffea_fastsim.surrogate.flow_sampling``) evaluates each transform's
-    hidden layers once per group and, over all groups, its output layer once; a module
-    without groups (an exported program) is counted as ``passes`` whole evaluations."""
+    feature group counts what ``flow_sampling.sampling_flops`` gives for each transform; a
+    transform or module without groups (an exported program) counts as ``passes`` whole
+    evaluations."""
     groups = getattr(module, "sampling_groups", None)
     if groups is None:
         return passes * _linear_flops(module)
     total = 0
     for transform, transform_groups in zip(module.flow.transform.transforms, groups, strict=True):
-        layers = [layer for layer in transform.hyper if isinstance(layer, torch.nn.Linear)]
-        hidden = sum(_linear_flops(layer) for layer in layers[:-1])
         if transform_groups is None:
             total += passes * _linear_flops(transform)
         else:
-            total += len(transform_groups) * hidden + _linear_flops(layers[-1])
+            total += sampling_flops(transform, transform_groups)
     return total
 
 

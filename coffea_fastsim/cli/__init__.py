@@ -83,6 +83,8 @@ def _train(args: argparse.Namespace) -> None:
             transform=args.flow_transform,
             transforms=args.flow_transforms,
             hidden_features=tuple(args.flow_hidden),
+            passes=args.flow_passes,
+            bins=args.flow_bins,
         )
         if args.model == "flow"
         else None,

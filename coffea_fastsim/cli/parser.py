@@ -146,6 +146,13 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     flow.add_argument("--flow-hidden", type=int, nargs="+", default=[64, 64], metavar="WIDTH",
                       help="hidden layer widths of each transform (default: 64 64)")  # fmt: skip
+    flow.add_argument(
+        "--flow-passes", type=int, default=None, metavar="P",
+        help="sequential passes of each transform when sampling: 2 makes a coupling flow, "
+        "which samples several times faster (default: one per feature, fully autoregressive)",
+    )  # fmt: skip
+    flow.add_argument("--flow-bins", type=int, default=8, metavar="B",
+                      help="bins of each spline (--flow-transform spline; default: 8)")  # fmt: skip
     parser.add_argument(
         "--ensemble",
         type=int,

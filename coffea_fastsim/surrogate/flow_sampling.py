@@ -7,7 +7,9 @@ group become final in it. Here a pass evaluates the hidden layers once, then onl
 rows of the group being determined, and inverts only that group's univariate transform
 (a rational-quadratic spline of ``bins`` bins per feature: softmax, cumulative sums and a
 bin search). For a 9-feature spline flow with 2 hidden layers of 128 this is about half the
-floating-point work and a ninth of the spline work of the generic inverse.
+floating-point work and a ninth of the spline work of the generic inverse. The spline's
+inverse itself (``rational_quadratic_inverse``) makes zuko's operations in fewer, larger
+calls, with the same bits.
 
 The result is the generic inverse's up to float rounding: the hidden layers are the same
 matrix products, and the features not yet determined enter a pass with zero value where the
@@ -20,11 +22,16 @@ surrogate, it is deterministic for a fixed block of rows, so chunk invariance ho
 
 from __future__ import annotations
 
+import functools
+import inspect
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from zuko.flows.autoregressive import MaskedAutoregressiveTransform
 from zuko.nn import MaskedLinear
+from zuko.transforms import MonotonicRQSTransform
 from zuko.utils import unpack
 
 #: Rows per evaluation of a univariate inverse on the CPU. Its temporaries, (rows, bins + 1)
@@ -38,6 +45,9 @@ __all__ = [
     "feature_groups",
     "flow_inverse",
     "masked_autoregressive_inverse",
+    "rational_quadratic_inverse",
+    "sampling_flops",
+    "spline_parameters",
     "supports_fast_inverse",
 ]
 
@@ -63,6 +73,18 @@ def feature_groups(transform: MaskedAutoregressiveTransform) -> list[list[int]]:
     features of equal ``order`` (one feature per pass for a fully autoregressive flow)."""
     order = transform.order.tolist()
     return [[j for j, o in enumerate(order) if o == value] for value in sorted(set(order))]
+
+
+def sampling_flops(transform: MaskedAutoregressiveTransform, groups: list[list[int]]) -> int:
+    """Floating-point operations per sample of ``masked_autoregressive_inverse``: 2 x the
+    multiply-adds of the hidden layers once per group, and of the output layer once (each
+    group evaluates only its own rows). The spline's elementwise work is not counted."""
+    linears = list(transform.hyper)[0::2]
+
+    def flops(layer: nn.Module) -> int:
+        return 2 * layer.weight.shape[0] * layer.weight.shape[1]
+
+    return len(groups) * sum(flops(layer) for layer in linears[:-1]) + flops(linears[-1])
 
 
 def masked_autoregressive_inverse(
@@ -105,6 +127,7 @@ def masked_autoregressive_inverse(
         for weight in weights[:-1]
     ]
     parameter_buffers: dict[int, Tensor] = {}
+    spline = spline_parameters(transform)
     for group in groups:
         hidden = inputs
         for weight, bias, activation, buffer in zip(
@@ -121,8 +144,8 @@ def masked_autoregressive_inverse(
         y_group = y.index_select(1, columns)
         x_group = torch.cat(
             [
-                transform.univariate(*unpack(phi[part], transform.shapes)).inv(y_group[part])
-                for part in _row_parts(n_events, y.device)
+                _univariate_inverse(transform, spline, phi[part], y_group[part])
+                for part in _row_parts(n_events, y.device, len(group))
             ]
         )
         if differentiable:
@@ -132,12 +155,106 @@ def masked_autoregressive_inverse(
     return inputs[:, :n_features].clone()
 
 
-def _row_parts(n_rows: int, device: torch.device) -> list[slice]:
-    """The rows of a block in parts of ``UNIVARIATE_ROWS`` on the CPU; whole on other devices
-    and when traced (``torch.export``, where the number of rows is symbolic)."""
+def _row_parts(n_rows: int, device: torch.device, n_features: int = 1) -> list[slice]:
+    """The rows of a block in parts of ``UNIVARIATE_ROWS`` // ``n_features`` (the features
+    inverted at once) on the CPU; whole on other devices and when traced (``torch.export``,
+    where the number of rows is symbolic)."""
     if device.type != "cpu" or torch.compiler.is_compiling():
         return [slice(None)]
-    return [slice(start, start + UNIVARIATE_ROWS) for start in range(0, n_rows, UNIVARIATE_ROWS)]
+    rows = max(1, UNIVARIATE_ROWS // n_features)
+    return [slice(start, start + rows) for start in range(0, n_rows, rows)]
+
+
+def spline_parameters(transform: MaskedAutoregressiveTransform) -> tuple[float, float] | None:
+    """(bound, slope) of ``transform``'s univariate transform when it is zuko's monotonic
+    rational-quadratic spline (``rational_quadratic_inverse`` then inverts it), else None."""
+    univariate = transform.univariate
+    keywords: dict = {}
+    if isinstance(univariate, functools.partial):
+        if univariate.args:
+            return None
+        univariate, keywords = univariate.func, dict(univariate.keywords)
+    if univariate is not MonotonicRQSTransform:
+        return None
+    defaults = inspect.signature(MonotonicRQSTransform.__init__).parameters
+    bound = keywords.pop("bound", defaults["bound"].default)
+    slope = keywords.pop("slope", defaults["slope"].default)
+    return None if keywords else (float(bound), float(slope))
+
+
+def _univariate_inverse(
+    transform: MaskedAutoregressiveTransform,
+    spline: tuple[float, float] | None,
+    phi: Tensor,
+    y: Tensor,
+) -> Tensor:
+    """x with univariate(phi)(x) = y, shapes (n_events, n_group) from phi (n_events,
+    n_group, total): ``rational_quadratic_inverse`` for a spline, else zuko's own."""
+    if spline is None:
+        return transform.univariate(*unpack(phi, transform.shapes)).inv(y)
+    bins = int(transform.shapes[0][0])
+    return rational_quadratic_inverse(phi, y, bins, *spline)
+
+
+def rational_quadratic_inverse(
+    phi: Tensor, y: Tensor, bins: int, bound: float = 5.0, slope: float = 1e-3
+) -> Tensor:
+    """The inverse of zuko's monotonic rational-quadratic spline (``MonotonicRQSTransform``),
+    from its unconstrained parameters, in fewer and larger tensor operations.
+
+    The spline maps [-bound, bound] onto itself through ``bins`` bins (identity outside); its
+    parameters are, per feature, the unconstrained widths and heights (``bins`` each) and the
+    interior knot derivatives (``bins`` - 1), packed in this order as zuko's masked network
+    gives them. The same formulas and operations as zuko's (Durkan et al. 2019: the knots
+    from softmax and cumulative sums, the inverse of the rational quadratic by the stable
+    root of its quadratic equation), so the same knots and, on the development machine,
+    the same bits; the gain is in fewer, larger operations (the widths and heights
+    together, one gather per knot quantity, no padding or broadcasting copies): 1.4 to 1.8
+    times the rate of zuko's inverse (docs/benchmarks.md).
+
+    Arguments:
+        phi: unconstrained parameters, shape (n_events, n_features, 3 bins - 1).
+        y: the values to invert, shape (n_events, n_features).
+        bins, bound, slope: the spline's number of bins, half-range and minimum slope.
+
+    Returns:
+        x, shape (n_events, n_features).
+    """
+    scale = math.log(slope)
+    widths_heights = phi[..., : 2 * bins]
+    widths_heights = widths_heights / (1 + torch.abs(2 * widths_heights / scale))
+    fractions = torch.softmax(widths_heights.unflatten(-1, (2, bins)), dim=-1)
+    # The right knot of each bin, (n_events, n_features, 2, bins): horizontal, vertical.
+    knots = bound * (2 * torch.cumsum(fractions, dim=-1) - 1)
+    derivatives = phi[..., 2 * bins :]
+    derivatives = torch.exp(derivatives / (1 + torch.abs(derivatives / scale)))
+    left = torch.full_like(knots[..., :1], -bound)
+    knots = torch.cat([left, knots], dim=-1)  # every knot, bins + 1
+    ones = torch.ones_like(derivatives[..., :1])
+    derivatives = torch.cat([ones, derivatives, ones], dim=-1)  # exp(0) at both ends
+    # The bin of y: the interior vertical knots below it (0 ... bins - 1).
+    k = torch.sum(knots[..., 1, 1:-1] < y[..., None], dim=-1, keepdim=True)
+    k1 = k + 1
+    x0 = knots[..., 0, :].gather(-1, k).squeeze(-1)
+    x1 = knots[..., 0, :].gather(-1, k1).squeeze(-1)
+    y0 = knots[..., 1, :].gather(-1, k).squeeze(-1)
+    y1 = knots[..., 1, :].gather(-1, k1).squeeze(-1)
+    d0 = derivatives.gather(-1, k).squeeze(-1)
+    d1 = derivatives.gather(-1, k1).squeeze(-1)
+    dy = y1 - y0
+    dx = x1 - x0
+    s = dy / dx
+    # Outside the spline's range (the identity) the quadratic is solved at y0 instead, so
+    # that it has a real root and its gradient is finite.
+    inside = (y > -bound) & (y <= knots[..., 1, -1])
+    shifted = torch.where(inside, y - y0, 0.0)
+    curvature = d0 + d1 - 2 * s
+    a = dy * (s - d0) + shifted * curvature
+    b = dy * d0 - shifted * curvature
+    c = -s * shifted
+    z = 2 * c / (-b - torch.sqrt(b * b - 4 * a * c))
+    x = x0 + z * dx
+    return torch.where(inside, x, y)
 
 
 def _linear(
