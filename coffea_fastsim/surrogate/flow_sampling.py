@@ -145,7 +145,7 @@ def masked_autoregressive_inverse(
         x_group = torch.cat(
             [
                 _univariate_inverse(transform, spline, phi[part], y_group[part])
-                for part in _row_parts(n_events, y.device, len(group))
+                for part in _row_parts(n_events, y.device)
             ]
         )
         if differentiable:
@@ -155,14 +155,12 @@ def masked_autoregressive_inverse(
     return inputs[:, :n_features].clone()
 
 
-def _row_parts(n_rows: int, device: torch.device, n_features: int = 1) -> list[slice]:
-    """The rows of a block in parts of ``UNIVARIATE_ROWS`` // ``n_features`` (the features
-    inverted at once) on the CPU; whole on other devices and when traced (``torch.export``,
-    where the number of rows is symbolic)."""
+def _row_parts(n_rows: int, device: torch.device) -> list[slice]:
+    """The rows of a block in parts of ``UNIVARIATE_ROWS`` on the CPU; whole on other devices
+    and when traced (``torch.export``, where the number of rows is symbolic)."""
     if device.type != "cpu" or torch.compiler.is_compiling():
         return [slice(None)]
-    rows = max(1, UNIVARIATE_ROWS // n_features)
-    return [slice(start, start + rows) for start in range(0, n_rows, rows)]
+    return [slice(start, start + UNIVARIATE_ROWS) for start in range(0, n_rows, UNIVARIATE_ROWS)]
 
 
 def spline_parameters(transform: MaskedAutoregressiveTransform) -> tuple[float, float] | None:
