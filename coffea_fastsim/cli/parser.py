@@ -124,12 +124,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         help="stop after this many epochs without a better validation loss (default: never)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the splits and the weights")
-    parser.add_argument(
-        "--model",
-        choices=("gaussian", "flow"),
-        default="gaussian",
-        help="model family (default: gaussian, the paper's)",
-    )
+    parser.add_argument("--model", choices=("gaussian", "flow"), default="gaussian",
+                        help="model family (default: gaussian, the paper's)")  # fmt: skip
     parser.add_argument(
         "--target", choices=("detector", "paper"),
         help="learn each object's detector response or, as the paper, the RECO features "
@@ -140,17 +136,13 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "--flow-transform", choices=("affine", "spline"), default="affine",
         help="univariate transform of the autoregressive flow (default: affine)",
     )  # fmt: skip
-    flow.add_argument(
-        "--flow-transforms", type=int, default=3, metavar="N",
-        help="number of autoregressive transforms (default: 3)",
-    )  # fmt: skip
+    flow.add_argument("--flow-transforms", type=int, default=3, metavar="N",
+                      help="number of autoregressive transforms (default: 3)")  # fmt: skip
     flow.add_argument("--flow-hidden", type=int, nargs="+", default=[64, 64], metavar="WIDTH",
                       help="hidden layer widths of each transform (default: 64 64)")  # fmt: skip
-    flow.add_argument(
-        "--flow-passes", type=int, default=None, metavar="P",
-        help="sequential passes of each transform when sampling: 2 makes a coupling flow, "
-        "which samples several times faster (default: one per feature, fully autoregressive)",
-    )  # fmt: skip
+    flow.add_argument("--flow-passes", type=int, default=None, metavar="P",
+                      help="sampling passes per transform: 2 makes a coupling flow, faster to "
+                      "sample (default: one per feature, fully autoregressive)")  # fmt: skip
     flow.add_argument("--flow-bins", type=int, default=8, metavar="B",
                       help="bins of each spline (--flow-transform spline; default: 8)")  # fmt: skip
     parser.add_argument(
