@@ -81,6 +81,31 @@ def test_decode_inverts_encode(analysis) -> None:
     torch.testing.assert_close(back, reco, atol=1e-9, rtol=1e-9)
 
 
+@pytest.mark.parametrize("analysis", [WJETS, ZMUMU], ids=lambda a: a.name)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_zero_response_gives_back_the_gen_features_exactly(analysis, dtype) -> None:
+    """A detector that measures everything exactly: RECO = GEN to the last bit, in float32
+    too (no round trip through pT, eta and phi)."""
+    coordinates = TargetCoordinates(analysis.feature_names, analysis.responses)
+    generator = torch.Generator().manual_seed(5)
+    gen = (torch.randn(4096, len(analysis.features), generator=generator) * 60.0).to(dtype)
+    assert torch.equal(coordinates.decode(gen, torch.zeros_like(gen)), gen)
+
+
+def test_decode_of_known_responses(wjets_coordinates) -> None:
+    """GEN jet of pT 100 GeV along x at eta 0; response (log 1.1, asinh 0.5, 0.1): RECO pT
+    110 GeV at eta asinh(0.5), phi 0.1, i.e. (110 cos 0.1, 110 sin 0.1, 55) GeV."""
+    gen = _event((30.0, 40.0, 0.0), (100.0, 0.0, 0.0), 2.0, (10.0, 0.0))
+    target = torch.zeros_like(gen)
+    target[0, JET] = _values(math.log(1.1), math.asinh(0.5), 0.1)
+    target[0, MET] = _values(5.0, 3.0)  # along and across the GEN jet (the x axis)
+    reco = wjets_coordinates.decode(gen, target)[0]
+    expected_jet = _values(110 * math.cos(0.1), 110 * math.sin(0.1), 55.0)
+    torch.testing.assert_close(reco[JET], expected_jet, atol=1e-12, rtol=0)
+    torch.testing.assert_close(reco[MET], _values(15.0, 3.0), atol=1e-12, rtol=0)
+    torch.testing.assert_close(reco[MUON], _values(30.0, 40.0, 0.0), atol=0, rtol=0)
+
+
 def test_context_is_log_pt_and_eta_of_each_momentum(wjets_coordinates) -> None:
     gen = _event((30.0, 40.0, 50.0 * math.sinh(1.2)), (100.0, 0.0, 0.0), 2.0, (1.0, 1.0))
     context = wjets_coordinates.context(gen)[0].tolist()

@@ -82,16 +82,22 @@ class TargetCoordinates(nn.Module):
 
     def _gen_momenta(self, x_gen: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """pT, eta, phi of the GEN momenta, each (n_events, n_momenta)."""
-        momenta = x_gen[:, self.momentum_index]
-        pt = torch.hypot(momenta[:, :, 0], momenta[:, :, 1])
-        eta = torch.asinh(momenta[:, :, 2] / pt)
-        phi = torch.atan2(momenta[:, :, 1], momenta[:, :, 0])
+        pt, eta = self._gen_pt_eta(x_gen)
+        index = self.momentum_index
+        phi = torch.atan2(x_gen.index_select(1, index[:, 1]), x_gen.index_select(1, index[:, 0]))
         return pt, eta, phi
+
+    def _gen_pt_eta(self, x_gen: Tensor) -> tuple[Tensor, Tensor]:
+        """pT and eta of the GEN momenta, each (n_events, n_momenta)."""
+        index = self.momentum_index
+        px, py, pz = (x_gen.index_select(1, index[:, k]) for k in range(3))
+        pt = torch.hypot(px, py)
+        return pt, torch.asinh(pz / pt)
 
     @torch.jit.export
     def context(self, x_gen: Tensor) -> Tensor:
         """log pT (log GeV) and eta of each GEN momentum, (n_events, n_context)."""
-        pt, eta, _ = self._gen_momenta(x_gen)
+        pt, eta = self._gen_pt_eta(x_gen)
         return torch.cat([torch.log(pt), eta], dim=1)
 
     @torch.jit.export
@@ -119,35 +125,36 @@ class TargetCoordinates(nn.Module):
         """RECO-like features of a target, (n_events, n_features), in the dtype of
         ``target``; the paper target is returned as it is.
 
-        Computed in float64: a response of exactly zero (a direction the detector measures
-        exactly) then gives back the GEN float32 values, not float32 rounding of the
-        trigonometric round trip."""
-        dtype = target.dtype
-        x_gen, target = x_gen.double(), target.double()
+        The response scales and turns the GEN momentum, with r = pT_RECO / pT_GEN and
+        p = |p_GEN|: px' = r (px cos dphi - py sin dphi), py' = r (py cos dphi + px sin dphi),
+        pz' = r (pz cosh deta + p sinh deta) (= pT' sinh(eta + deta)); a transverse response
+        turns with the GEN direction (px, py) / pT of its axis. A response of exactly zero
+        (a direction the detector measures exactly) then gives back the GEN values exactly
+        in any dtype, with no trigonometric round trip through eta and phi."""
+        x_gen = x_gen.to(target.dtype)
         x_reco = target.clone()
-        n_events = x_gen.shape[0]
-        pt, eta, phi = self._gen_momenta(x_gen)
-        response = target[:, self.momentum_index]
-        reco_pt = pt * torch.exp(response[:, :, 0])
-        reco_eta = eta + response[:, :, 1]
-        reco_phi = phi + response[:, :, 2]
-        momentum = torch.stack(
-            [
-                reco_pt * torch.cos(reco_phi),
-                reco_pt * torch.sin(reco_phi),
-                reco_pt * torch.sinh(reco_eta),
-            ],
-            2,
-        )
-        x_reco[:, self.momentum_index.reshape(-1)] = momentum.reshape(n_events, -1)
+        index = self.momentum_index
+        px, py, pz = (x_gen.index_select(1, index[:, k]) for k in range(3))
+        log_ratio, delta_eta, delta_phi = (target.index_select(1, index[:, k]) for k in range(3))
+        ratio = torch.exp(log_ratio)
+        cos_phi, sin_phi = torch.cos(delta_phi), torch.sin(delta_phi)
+        pt = torch.hypot(px, py)
+        p = torch.hypot(pt, pz)
+        x_reco.index_copy_(1, index[:, 0], ratio * (px * cos_phi - py * sin_phi))
+        x_reco.index_copy_(1, index[:, 1], ratio * (py * cos_phi + px * sin_phi))
+        pz_reco = ratio * (pz * torch.cosh(delta_eta) + p * torch.sinh(delta_eta))
+        x_reco.index_copy_(1, index[:, 2], pz_reco)
         difference = self.difference_index
-        x_reco[:, difference] = x_gen[:, difference] + target[:, difference]
-        transverse = target[:, self.transverse_index]
-        axis = phi[:, self.transverse_axis]
-        cos, sin = torch.cos(axis), torch.sin(axis)
-        delta_x = transverse[:, :, 0] * cos - transverse[:, :, 1] * sin
-        delta_y = transverse[:, :, 0] * sin + transverse[:, :, 1] * cos
-        delta = torch.stack([delta_x, delta_y], 2)
-        gen = x_gen[:, self.transverse_index]
-        x_reco[:, self.transverse_index.reshape(-1)] = (gen + delta).reshape(n_events, -1)
-        return x_reco.to(dtype)
+        gen_difference = x_gen.index_select(1, difference)
+        x_reco.index_copy_(1, difference, gen_difference + target.index_select(1, difference))
+        # The GEN direction (px, py) / pT of each transverse response's axis (an axis without
+        # pT, which a selected object never is, gives no response rather than NaN).
+        axis = self.transverse_axis
+        axis_pt = pt.index_select(1, axis).clamp_min(1e-30)
+        cos, sin = px.index_select(1, axis) / axis_pt, py.index_select(1, axis) / axis_pt
+        x_index, y_index = self.transverse_index[:, 0], self.transverse_index[:, 1]
+        along, across = target.index_select(1, x_index), target.index_select(1, y_index)
+        delta_x, delta_y = along * cos - across * sin, along * sin + across * cos
+        x_reco.index_copy_(1, x_index, x_gen.index_select(1, x_index) + delta_x)
+        x_reco.index_copy_(1, y_index, x_gen.index_select(1, y_index) + delta_y)
+        return x_reco
