@@ -80,17 +80,25 @@ class TargetCoordinates(nn.Module):
         self.n_features = len(names)
         self.n_context = 2 * len(momenta)
 
+    def _columns(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The three columns of every momentum response of ``x`` (features or target):
+        px, py, pz (or log pT ratio, delta eta, delta phi), each (n_events, n_momenta)."""
+        index = self.momentum_index
+        return (
+            x.index_select(1, index[:, 0]),
+            x.index_select(1, index[:, 1]),
+            x.index_select(1, index[:, 2]),
+        )
+
     def _gen_momenta(self, x_gen: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """pT, eta, phi of the GEN momenta, each (n_events, n_momenta)."""
         pt, eta = self._gen_pt_eta(x_gen)
-        index = self.momentum_index
-        phi = torch.atan2(x_gen.index_select(1, index[:, 1]), x_gen.index_select(1, index[:, 0]))
-        return pt, eta, phi
+        px, py, _ = self._columns(x_gen)
+        return pt, eta, torch.atan2(py, px)
 
     def _gen_pt_eta(self, x_gen: Tensor) -> tuple[Tensor, Tensor]:
         """pT and eta of the GEN momenta, each (n_events, n_momenta)."""
-        index = self.momentum_index
-        px, py, pz = (x_gen.index_select(1, index[:, k]) for k in range(3))
+        px, py, pz = self._columns(x_gen)
         pt = torch.hypot(px, py)
         return pt, torch.asinh(pz / pt)
 
@@ -134,8 +142,8 @@ class TargetCoordinates(nn.Module):
         x_gen = x_gen.to(target.dtype)
         x_reco = target.clone()
         index = self.momentum_index
-        px, py, pz = (x_gen.index_select(1, index[:, k]) for k in range(3))
-        log_ratio, delta_eta, delta_phi = (target.index_select(1, index[:, k]) for k in range(3))
+        px, py, pz = self._columns(x_gen)
+        log_ratio, delta_eta, delta_phi = self._columns(target)
         ratio = torch.exp(log_ratio)
         cos_phi, sin_phi = torch.cos(delta_phi), torch.sin(delta_phi)
         pt = torch.hypot(px, py)
