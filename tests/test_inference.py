@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from coffea_fastsim.analysis.wjets import WJETS
+from coffea_fastsim.surrogate.coordinates import TargetCoordinates
 from coffea_fastsim.surrogate.gaussian import GaussianSurrogate
 from coffea_fastsim.surrogate.inference import (
     CPU_CHUNK_SIZE,
@@ -271,6 +272,39 @@ def test_buffered_gaussian_path_is_bitwise_the_module(
         eager = model(x_gen[:EVALUATION_BLOCK], eps[:EVALUATION_BLOCK])
     assert torch.equal(buffered, plain)
     torch.testing.assert_close(buffered[:EVALUATION_BLOCK], eager, rtol=1e-6, atol=1e-4)
+
+
+def test_buffered_detector_target_path_is_bitwise_the_module(tmp_path: Path) -> None:
+    """A detector-target Gaussian (responses decoded into RECO-like features) is evaluated
+    into reused buffers too, with the module's own context and decode: bit for bit the
+    module's output."""
+    torch.manual_seed(12)
+    model = GaussianSurrogate(
+        Standardization(
+            gen_mean=torch.zeros(9),
+            gen_std=torch.full((9,), 30.0),
+            reco_mean=torch.zeros(9),
+            reco_std=torch.tensor([0.05, 0.02, 0.01, 0.1, 0.05, 0.05, 0.2, 10.0, 8.0]),
+            context_mean=torch.tensor([3.5, 4.0, 0.0, 0.0]),
+            context_std=torch.tensor([0.6, 0.7, 1.2, 1.5]),
+        ),
+        TargetCoordinates(WJETS.feature_names, WJETS.responses),
+    )
+    engine = SurrogateEngine(
+        save_model(model.eval(), tmp_path / "d.pt", PROVENANCE, feature_names=WJETS.feature_names),
+        device="cpu",
+    )
+    module = engine.loaded.module  # loading reads the weights
+    weights = engine._gaussian_weights
+    assert weights is not None
+    assert weights.detector is module
+    x_gen, eps = _block_inputs(3 * EVALUATION_BLOCK + 17, seed=6)
+    with torch.inference_mode():
+        buffered = _evaluate_blocks(module, weights, x_gen, eps)
+        plain = _evaluate_blocks(module, None, x_gen, eps)
+        eager = model(x_gen[:EVALUATION_BLOCK], eps[:EVALUATION_BLOCK])
+    assert torch.equal(buffered, plain)
+    torch.testing.assert_close(buffered[:EVALUATION_BLOCK], eager, rtol=1e-5, atol=1e-3)
 
 
 def test_unsupported_layers_fall_back_to_the_module(tmp_path: Path) -> None:

@@ -119,19 +119,22 @@ class _GaussianWeights:
     reco_mean: Tensor
     reco_std: Tensor
     heads: tuple[tuple[_Layer, ...], tuple[_Layer, ...]]
+    #: The module itself for a detector-target model, whose exported methods give the
+    #: conditioning (GEN features and context), the destandardized response and its
+    #: decoding; None for the paper target, evaluated entirely here.
+    detector: nn.Module | None = None
 
     @classmethod
     def read(cls, module: nn.Module) -> _GaussianWeights | None:
         """The weights of ``module``, or None when it is not a Gaussian surrogate made of
         Linear and LeakyReLU layers, or when the buffered evaluation differs from it."""
         try:
-            if getattr(module, "detector", False):
-                return None  # the detector target (exact responses, decode): the module's path
             buffers = dict(module.named_buffers())
             heads = tuple(cls._layers(getattr(module, name)) for name in HEAD_NAMES)
             weights = cls(
                 *(buffers[name] for name in ("gen_mean", "gen_std", "reco_mean", "reco_std")),
                 heads=heads,  # type: ignore[arg-type]
+                detector=module if getattr(module, "detector", False) else None,
             )
         except (AttributeError, KeyError, ValueError):
             return None
@@ -195,11 +198,14 @@ class _GaussianBlock:
             out: where the RECO-like features go, (rows, n_features), contiguous.
         """
         w = self.weights
-        torch.sub(x_gen, w.gen_mean, out=self.z_gen)
-        self.z_gen.div_(w.gen_std)
+        if w.detector is not None:
+            conditioning = w.detector.conditioning(x_gen)
+        else:
+            torch.sub(x_gen, w.gen_mean, out=self.z_gen)
+            conditioning = self.z_gen.div_(w.gen_std)
         outputs = []
         for head, activations in zip(w.heads, self.activations, strict=True):
-            hidden = self.z_gen
+            hidden = conditioning
             for (weight_t, bias, slope), activation in zip(head, activations, strict=True):
                 torch.addmm(bias, hidden, weight_t, out=activation)
                 if slope is not None:
@@ -207,6 +213,13 @@ class _GaussianBlock:
                 hidden = activation
             outputs.append(hidden)
         mu, q = outputs
+        if w.detector is not None:
+            # The standardized response mu + |q - mu| * eps, in physical units, decoded.
+            torch.sub(q, mu, out=self.width)
+            self.width.abs_().mul_(eps).add_(mu)
+            response = w.detector.destandardize_reco(self.width)
+            out.copy_(w.detector.coordinates.decode(x_gen, response))
+            return
         # sigma * eps = (|q - mu| * reco_std) * eps; out = (mu * reco_std + reco_mean) + that.
         torch.sub(q, mu, out=self.width)
         self.width.abs_().mul_(w.reco_std).mul_(eps)
