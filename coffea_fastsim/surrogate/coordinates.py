@@ -40,6 +40,12 @@ def _wrap(angle: Tensor) -> Tensor:
     return torch.remainder(angle + math.pi, 2.0 * math.pi) - math.pi
 
 
+def _pt_and_eta(px: Tensor, py: Tensor, pz: Tensor) -> tuple[Tensor, Tensor]:
+    """pT and eta of momenta given by their components, each of the same shape."""
+    pt = torch.hypot(px, py)
+    return pt, torch.asinh(pz / pt)
+
+
 class TargetCoordinates(nn.Module):
     """The map between RECO features and the surrogate's target, given the GEN features.
 
@@ -92,20 +98,14 @@ class TargetCoordinates(nn.Module):
 
     def _gen_momenta(self, x_gen: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """pT, eta, phi of the GEN momenta, each (n_events, n_momenta)."""
-        pt, eta = self._gen_pt_eta(x_gen)
-        px, py, _ = self._columns(x_gen)
-        return pt, eta, torch.atan2(py, px)
-
-    def _gen_pt_eta(self, x_gen: Tensor) -> tuple[Tensor, Tensor]:
-        """pT and eta of the GEN momenta, each (n_events, n_momenta)."""
         px, py, pz = self._columns(x_gen)
-        pt = torch.hypot(px, py)
-        return pt, torch.asinh(pz / pt)
+        pt, eta = _pt_and_eta(px, py, pz)
+        return pt, eta, torch.atan2(py, px)
 
     @torch.jit.export
     def context(self, x_gen: Tensor) -> Tensor:
         """log pT (log GeV) and eta of each GEN momentum, (n_events, n_context)."""
-        pt, eta = self._gen_pt_eta(x_gen)
+        pt, eta = _pt_and_eta(*self._columns(x_gen))
         return torch.cat([torch.log(pt), eta], dim=1)
 
     @torch.jit.export

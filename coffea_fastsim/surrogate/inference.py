@@ -213,16 +213,15 @@ class _GaussianBlock:
                 hidden = activation
             outputs.append(hidden)
         mu, q = outputs
+        torch.sub(q, mu, out=self.width)
+        self.width.abs_()
         if w.detector is not None:
             # The standardized response mu + |q - mu| * eps, in physical units, decoded.
-            torch.sub(q, mu, out=self.width)
-            self.width.abs_().mul_(eps).add_(mu)
-            response = w.detector.destandardize_reco(self.width)
+            response = w.detector.destandardize_reco(self.width.mul_(eps).add_(mu))
             out.copy_(w.detector.coordinates.decode(x_gen, response))
             return
         # sigma * eps = (|q - mu| * reco_std) * eps; out = (mu * reco_std + reco_mean) + that.
-        torch.sub(q, mu, out=self.width)
-        self.width.abs_().mul_(w.reco_std).mul_(eps)
+        self.width.mul_(w.reco_std).mul_(eps)
         torch.mul(mu, w.reco_std, out=out)
         out.add_(w.reco_mean).add_(self.width)
 
