@@ -1,6 +1,7 @@
 """End-to-end processor throughput, dask scaling, peak memory and DL dataset size.
 
 Usage: python benchmarks/processor.py [--events 1000000] [--work-dir /tmp/fastsim-bench]
+       [--model MODEL]
 
 Measured side by side in one run, on one input file made by replicating the embedded sample
 (event numbers made unique):
@@ -113,13 +114,14 @@ def main() -> None:
     # 10 chunks for the default 1M events: with 5, two workers could run at most 5 / 3 = 1.67
     # times one worker's rate (three rounds against five), whatever the processor.
     parser.add_argument("--chunksize", type=int, default=100_000)
+    parser.add_argument("--model", default=None, help="model file (default: the embedded model)")
     args = parser.parse_args()
     args.work_dir.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
     small = make_input(args.work_dir / "gen_small.root", args.events // 10)
     large = make_input(args.work_dir / "gen_large.root", args.events)
     fileset = {"events": [str(large)]}
-    model = embedded_model()
+    model = args.model or embedded_model()
     results: dict[str, float] = {}
 
     def fastsim(output_dir=None):
