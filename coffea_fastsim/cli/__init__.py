@@ -76,6 +76,7 @@ def _train(args: argparse.Namespace) -> None:
     config = TrainingConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
         patience=args.patience,
         seed=args.seed,
         model=args.model,
@@ -85,6 +86,7 @@ def _train(args: argparse.Namespace) -> None:
             hidden_features=tuple(args.flow_hidden),
             passes=args.flow_passes,
             bins=args.flow_bins,
+            groups=args.flow_groups,
         )
         if args.model == "flow"
         else None,

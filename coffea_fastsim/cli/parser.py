@@ -111,18 +111,15 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", type=Path, nargs="+", help="GEN+RECO ROOT files")
     parser.add_argument("-o", "--output", type=Path, required=True, help="model file to write")
     _add_analysis(parser)
-    parser.add_argument(
-        "--epochs", type=int, default=100, help="maximum number of epochs (default: 100)"
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=128, help="mini-batch size (default: 128)"
-    )
-    parser.add_argument(
-        "--patience",
-        type=int,
-        default=None,
-        help="stop after this many epochs without a better validation loss (default: never)",
-    )
+    parser.add_argument("--epochs", type=int, default=100,
+                        help="maximum number of epochs (default: 100)")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=128,
+                        help="mini-batch size (default: 128)")  # fmt: skip
+    parser.add_argument("--learning-rate", type=float, default=None, metavar="LR",
+                        help="initial Adam learning rate, divided by (1 + epoch) each epoch "
+                        "(default: 0.001, 0.01 for the flow)")  # fmt: skip
+    parser.add_argument("--patience", type=int, default=None, help="stop after this many "
+                        "epochs without a better validation loss (default: never)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the splits and the weights")
     parser.add_argument("--model", choices=("gaussian", "flow"), default="gaussian",
                         help="model family (default: gaussian, the paper's)")  # fmt: skip
@@ -141,8 +138,13 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     flow.add_argument("--flow-hidden", type=int, nargs="+", default=[64, 64], metavar="WIDTH",
                       help="hidden layer widths of each transform (default: 64 64)")  # fmt: skip
     flow.add_argument("--flow-passes", type=int, default=None, metavar="P",
-                      help="sampling passes per transform: 2 makes a coupling flow, faster to "
-                      "sample (default: one per feature, fully autoregressive)")  # fmt: skip
+                      help="sampling passes per transform: 2 makes a coupling flow, 1 the "
+                      "one-pass flow (transforms from GEN alone; spline; docs/flow.md) "
+                      "(default: one per feature, fully autoregressive)")  # fmt: skip
+    flow.add_argument("--flow-groups", default="one",
+                      choices=("one", "transverse-last", "by-response", "by-feature"),
+                      help="one-pass flow (--flow-passes 1): a network pass for all responses "
+                      "(default), then the MET, per response, or per feature")  # fmt: skip
     flow.add_argument("--flow-bins", type=int, default=8, metavar="B",
                       help="bins of each spline (--flow-transform spline; default: 8)")  # fmt: skip
     parser.add_argument(

@@ -83,6 +83,7 @@ class TargetCoordinates(nn.Module):
         self.register_buffer("transverse_axis", torch.tensor(axes, dtype=torch.long))
         self.name = "detector" if responses else "paper"
         self.responses = tuple(responses)
+        self.feature_names = tuple(names)
         self.n_features = len(names)
         self.n_context = 2 * len(momenta)
 
@@ -95,6 +96,11 @@ class TargetCoordinates(nn.Module):
             x.index_select(1, index[:, 1]),
             x.index_select(1, index[:, 2]),
         )
+
+    def momenta(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """pT (GeV), eta, phi of the momenta of the responses in the features ``x`` (GEN or
+        RECO, (n_events, n_features)), each (n_events, n_momenta)."""
+        return self._gen_momenta(x)
 
     def _gen_momenta(self, x_gen: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """pT, eta, phi of the GEN momenta, each (n_events, n_momenta)."""

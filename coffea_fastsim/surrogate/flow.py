@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 import zuko
-from torch import Tensor
+from torch import Tensor, nn
 
 from coffea_fastsim.surrogate.coordinates import TargetCoordinates
 from coffea_fastsim.surrogate.flow_sampling import (
@@ -39,14 +39,17 @@ from coffea_fastsim.surrogate.flow_sampling import (
     supports_fast_inverse,
 )
 from coffea_fastsim.surrogate.gaussian import StandardizedSurrogate
+from coffea_fastsim.surrogate.one_pass_flow import OnePassFlow
 from coffea_fastsim.surrogate.scaling import Standardization
 
-__all__ = ["FLOW_TRANSFORMS", "FlowConfig", "FlowSurrogate"]
+__all__ = ["FLOW_GROUPS", "FLOW_TRANSFORMS", "FlowConfig", "FlowSurrogate"]
 
 #: Widening of the sampled range beyond the training responses (compressed units).
 SUPPORT_MARGIN = 0.5
 #: Kinds of univariate transform: zuko's MAF (affine) and NSF (spline) flows.
 FLOW_TRANSFORMS = ("affine", "spline")
+#: Sampling groups of the one-pass flow (``FlowConfig.groups``).
+FLOW_GROUPS = ("one", "transverse-last", "by-response", "by-feature")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,18 @@ class FlowConfig:
         transforms: number of autoregressive transforms; feature order reversed between them.
         hidden_features: widths of the hidden layers of each transform's masked network.
         passes: sequential passes of the sampling direction; None: one per feature (fully
-            autoregressive), 2: a coupling flow (faster sampling, less expressive).
+            autoregressive), 2: a coupling flow (faster sampling, less expressive), 1: every
+            transform's parameters from the conditioning alone (``OnePassFlow``: splines
+            per feature between triangular linear maps, one network evaluation per sample;
+            spline only).
+        groups: for the one-pass flow (``passes=1``) with the detector target, how the
+            responses are sampled: "one" (every response in one network pass),
+            "transverse-last" (the transverse responses, the missing momentum, in a second
+            pass conditioned on the other responses: the detector's missing momentum follows
+            the mismeasurement of the muon and the jet), "by-response" (one pass per
+            response of the analysis, each conditioned on those before it), "by-feature"
+            (one pass per response feature: an autoregressive flow with one network per
+            feature).
         bins: number of spline bins (``transform="spline"`` only).
     """
 
@@ -68,6 +82,7 @@ class FlowConfig:
     hidden_features: tuple[int, ...] = (64, 64)
     passes: int | None = None
     bins: int = 8
+    groups: str = "one"
 
     def __post_init__(self) -> None:
         if self.transform not in FLOW_TRANSFORMS:
@@ -80,6 +95,12 @@ class FlowConfig:
             raise ValueError(f"passes must be None or at least 1, got {self.passes}")
         if self.bins < 2:
             raise ValueError(f"bins must be at least 2, got {self.bins}")
+        if self.passes == 1 and self.transform != "spline":
+            raise ValueError("passes=1 (the one-pass flow) needs transform='spline'")
+        if self.groups not in FLOW_GROUPS:
+            raise ValueError(f"groups must be one of {FLOW_GROUPS}, got {self.groups!r}")
+        if self.groups != "one" and self.passes != 1:
+            raise ValueError("groups is an option of the one-pass flow (passes=1)")
         # Lists from a JSON round trip of the metadata become a tuple (frozen, hashable).
         object.__setattr__(self, "hidden_features", tuple(int(w) for w in self.hidden_features))
 
@@ -117,6 +138,28 @@ class FlowSurrogate(StandardizedSurrogate):
             "hidden_features": config.hidden_features,
             "passes": config.passes,
         }
+        self.flow: nn.Module
+        self.sampling_groups: list[list[list[int]] | None] | None = None
+        if config.passes == 1:
+            # A response the detector does not have (scale 0) is exactly 0: the flow models
+            # the others only.
+            free = torch.arange(self.n_features)
+            if self.detector:
+                free = free[self.reco_std > 0]
+            self.register_buffer("free_features", free, persistent=False)
+            # The largest |eta| of each RECO momentum in training (``set_acceptance``).
+            momenta = self.coordinates.momentum_index.shape[0] if self.detector else 0
+            self.register_buffer("eta_limit", torch.full((momenta,), float("inf")))
+            groups = _response_groups(self.coordinates, free.tolist(), config.groups)
+            self.flow = OnePassFlow(
+                max(len(free), 1),
+                self.n_conditioning,
+                config.transforms,
+                config.hidden_features,
+                config.bins,
+                groups,
+            )
+            return
         if config.transform == "spline":
             self.flow = zuko.flows.NSF(bins=config.bins, **arguments)
         else:
@@ -146,6 +189,8 @@ class FlowSurrogate(StandardizedSurrogate):
                 (n_events, n_conditioning).
         """
         variable = z_reco - self._offset(z_conditioning)
+        if isinstance(self.flow, OnePassFlow):
+            return self.flow.log_prob(variable.index_select(1, self.free_features), z_conditioning)
         return self.flow(z_conditioning).log_prob(variable)
 
     def sample_standardized(self, z_conditioning: Tensor, eps: Tensor) -> Tensor:
@@ -156,6 +201,9 @@ class FlowSurrogate(StandardizedSurrogate):
             z_conditioning: standardized conditioning, shape (n_events, n_conditioning).
             eps: base sample, shape (n_events, n_features).
         """
+        if isinstance(self.flow, OnePassFlow):
+            free = self.flow.sample(z_conditioning, eps.index_select(1, self.free_features))
+            return eps.new_zeros(eps.shape).index_copy(1, self.free_features, free)
         transforms = list(self.flow.transform.transforms)
         return flow_inverse(transforms, self.sampling_groups, z_conditioning, eps)
 
@@ -174,7 +222,32 @@ class FlowSurrogate(StandardizedSurrogate):
             return x_gen + self.reco_std * response
         z_target = self.sample_standardized(self.conditioning(x_gen), eps)
         z_target = torch.clamp(z_target, self.support_low, self.support_high)
-        return self.coordinates.decode(x_gen, self.destandardize_reco(z_target))
+        response = self.destandardize_reco(z_target)
+        if isinstance(self.flow, OnePassFlow) and self.eta_limit.numel() > 0:
+            response = self._within_acceptance(x_gen, response)
+        return self.coordinates.decode(x_gen, response)
+
+    def _within_acceptance(self, x_gen: Tensor, response: Tensor) -> Tensor:
+        """The response with each momentum's delta eta clamped so that |eta_RECO| stays
+        within ``eta_limit``: a jet that the detector matched to another particle has a wide
+        delta eta, which the one-pass flow can give a jet near the edge of the acceptance,
+        and pz = pT sinh(eta) then grows without bound."""
+        _, eta_gen, _ = self.coordinates.momenta(x_gen)
+        columns = self.coordinates.momentum_index[:, 1]
+        delta_eta = response.index_select(1, columns)
+        # Never beyond 0: a GEN momentum outside the limit keeps a zero response exact.
+        low = torch.clamp(-self.eta_limit - eta_gen, max=0.0)
+        high = torch.clamp(self.eta_limit - eta_gen, min=0.0)
+        delta_eta = torch.minimum(torch.maximum(delta_eta, low), high)
+        return response.index_copy(1, columns, delta_eta.to(response.dtype))
+
+    def set_acceptance(self, x_reco: Tensor) -> None:
+        """One-pass flow, detector target: keep each sampled RECO momentum within the largest
+        |eta| of the training RECO features ``x_reco`` (n_events, n_features, physical
+        units), the acceptance of the detector that made them; other flows: nothing."""
+        if isinstance(self.flow, OnePassFlow) and self.eta_limit.numel() > 0:
+            _, eta, _ = self.coordinates.momenta(x_reco.to(self.eta_limit.device))
+            self.eta_limit.copy_(eta.abs().max(dim=0).values)
 
     def set_support(self, z_reco: Tensor, margin: float = SUPPORT_MARGIN) -> None:
         """Limit samples of the detector target to the range of the standardized training
@@ -186,3 +259,31 @@ class FlowSurrogate(StandardizedSurrogate):
         """
         self.support_low.copy_(z_reco.min(dim=0).values - margin)
         self.support_high.copy_(z_reco.max(dim=0).values + margin)
+
+
+def _response_groups(
+    coordinates: TargetCoordinates, free: list[int], groups: str
+) -> list[list[int]] | None:
+    """The one-pass flow's groups (positions among the ``free`` target features) for
+    ``FlowConfig.groups``; None: one group (also for the paper target, which has no
+    responses)."""
+    if groups == "one" or not coordinates.responses:
+        return None
+    if groups == "by-feature":
+        return [[k] for k in range(len(free))] if len(free) > 1 else None
+    position = {name: i for i, name in enumerate(coordinates.feature_names)}
+    of_response = [[position[f] for f in r.features] for r in coordinates.responses]
+    if groups == "transverse-last":
+        transverse = [r.kind == "transverse" for r in coordinates.responses]
+        of_response = [
+            [
+                j
+                for features, t in zip(of_response, transverse, strict=True)
+                if not t
+                for j in features
+            ],
+            [j for features, t in zip(of_response, transverse, strict=True) if t for j in features],
+        ]
+    result = [[free.index(j) for j in features if j in free] for features in of_response]
+    result = [group for group in result if group]
+    return result if len(result) > 1 else None

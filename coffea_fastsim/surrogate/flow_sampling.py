@@ -9,14 +9,14 @@ rows of the group being determined, and inverts only that group's univariate tra
 bin search). For a 9-feature spline flow with 2 hidden layers of 128 this is about half the
 floating-point work and a ninth of the spline work of the generic inverse. The spline's
 inverse itself (``rational_quadratic_inverse``) makes zuko's operations in fewer, larger
-calls, with the same bits.
+calls, with the softmax as exp and a normalization (equal up to the last bit).
 
 The result is the generic inverse's up to float rounding: the hidden layers are the same
 matrix products, and the features not yet determined enter a pass with zero value where the
 generic inverse has a provisional one, which the mask multiplies by a weight of exactly zero.
 The output rows of a group come from a product with only those rows of the weight, which a
-BLAS kernel may sum in another order (the shipped spline flows give bitwise the same samples
-on the development machine; ``tests/test_flow.py`` checks agreement within 1e-5). Like every
+BLAS kernel may sum in another order, and the softmax of the spline's bins is computed as
+exp and a normalization (``tests/test_flow.py`` checks agreement within 1e-4). Like every
 surrogate, it is deterministic for a fixed block of rows, so chunk invariance holds.
 """
 
@@ -206,12 +206,13 @@ def rational_quadratic_inverse(
     The spline maps [-bound, bound] onto itself through ``bins`` bins (identity outside); its
     parameters are, per feature, the unconstrained widths and heights (``bins`` each) and the
     interior knot derivatives (``bins`` - 1), packed in this order as zuko's masked network
-    gives them. The same formulas and operations as zuko's (Durkan et al. 2019: the knots
-    from softmax and cumulative sums, the inverse of the rational quadratic by the stable
-    root of its quadratic equation), so the same knots and, on the development machine,
-    the same bits; the gain is in fewer, larger operations (the widths and heights
-    together, one gather per knot quantity, no padding or broadcasting copies): 1.3 to 1.8
-    times the rate of zuko's inverse on one thread (docs/benchmarks.md).
+    gives them. The same formulas as zuko's (Durkan et al. 2019: the knots from softmax and
+    cumulative sums, the inverse of the rational quadratic by the stable root of its
+    quadratic equation), so the same knots up to the last bit of the softmax, which is
+    computed as exp and a normalization (torch's softmax over a few bins is several times
+    slower on the CPU); the gain is also in fewer, larger operations (the widths and heights
+    together, one gather per knot quantity, no padding or broadcasting copies)
+    (docs/benchmarks.md).
 
     Arguments:
         phi: unconstrained parameters, shape (n_events, n_features, 3 bins - 1).
@@ -224,7 +225,11 @@ def rational_quadratic_inverse(
     scale = math.log(slope)
     widths_heights = phi[..., : 2 * bins]
     widths_heights = widths_heights / (1 + torch.abs(2 * widths_heights / scale))
-    fractions = torch.softmax(widths_heights.unflatten(-1, (2, bins)), dim=-1)
+    # The softmax as exp and a normalization: the soft clamp above bounds the exponent by
+    # |scale| / 2, and torch's softmax over a last dimension of a few bins is 5 to 7 times
+    # slower on the CPU than these two operations (its bits can differ in the last place).
+    exponentials = torch.exp(widths_heights.unflatten(-1, (2, bins)))
+    fractions = exponentials / exponentials.sum(dim=-1, keepdim=True)
     # The right knot of each bin, (n_events, n_features, 2, bins): horizontal, vertical.
     knots = bound * (2 * torch.cumsum(fractions, dim=-1) - 1)
     derivatives = phi[..., 2 * bins :]

@@ -372,6 +372,7 @@ def train_surrogate(
             z_reco[:, exact] = noise.to(device)
             if isinstance(model, FlowSurrogate) and model.detector:
                 model.set_support(z_reco[torch.as_tensor(split.train, device=device)])
+                model.set_acceptance(torch.as_tensor(reco[split.train], dtype=torch.float64))
         history, best_epoch, best_state = _fit(model, z_gen, z_reco, split, config)
     model.load_state_dict(best_state)
     return TrainingResult(
