@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -149,18 +150,22 @@ def wjets_pairs(embedded_sample: Path):
 
 @pytest.fixture(scope="module")
 def one_pass_model(wjets_pairs, embedded_model: Path) -> FlowSurrogate:
-    """An untrained one-pass flow with the embedded W+jet model's scales (the detector
+    """An untrained one-pass flow by feature with the embedded W+jet model's scales (the detector
     target, the muon's exact eta and phi responses), random last layers (no training),
-    and the acceptance of the embedded sample's RECO momenta."""
+    and the support and acceptance of the embedded sample's RECO, as training sets them."""
     metadata = dict(load_model(embedded_model).metadata)
     architecture = dict(metadata["architecture"])
-    architecture["flow"] = dataclasses.asdict(ONE_PASS)
+    architecture["flow"] = dataclasses.asdict(dataclasses.replace(ONE_PASS, groups="by-feature"))
     model = rebuild_surrogate({**metadata, "architecture": architecture})
     torch.manual_seed(1)
     for network in model.flow.networks:
         for parameter in network.hyper[-1].parameters():
             torch.nn.init.normal_(parameter, std=0.1)
-    model.set_acceptance(torch.as_tensor(wjets_pairs.reco, dtype=torch.float64))
+    gen, reco = (
+        torch.as_tensor(x, dtype=torch.float64) for x in (wjets_pairs.gen, wjets_pairs.reco)
+    )
+    model.set_support(model.standardize_reco(model.coordinates.encode(gen, reco).float()))
+    model.set_acceptance(reco)
     return model.eval()
 
 
@@ -315,3 +320,18 @@ def test_sampled_momenta_stay_within_the_training_acceptance(one_pass_model: Flo
     assert kept[1, 4] == -0.5
     assert (kept[:, 1] == 0).all()  # the muon's zero response, GEN beyond the limit
     assert torch.equal(kept[:, [0, 2, 3, 5, 6, 7, 8]], response[:, [0, 2, 3, 5, 6, 7, 8]])
+
+
+def test_a_huge_scale_stays_finite(one_pass_model: FlowSurrogate, wjets_pairs) -> None:
+    """A network output asking for a scale exp(s) beyond float range (s = 100: a GEN event
+    far outside the training sample) is clamped, so that no infinity enters the next
+    group's network and turns into a NaN."""
+    model = copy.deepcopy(one_pass_model)
+    for network in model.flow.networks:
+        start = network.features * network.spline_width
+        with torch.no_grad():
+            network.hyper[-1].bias[start : start + network.features] = 100.0
+    gen = torch.as_tensor(wjets_pairs.gen[:200], dtype=torch.float32)
+    with torch.no_grad():
+        dl = model(gen, torch.randn(gen.shape, generator=torch.Generator().manual_seed(5)))
+    assert torch.isfinite(dl).all()

@@ -34,6 +34,8 @@ from zuko.nn import MaskedLinear
 from zuko.transforms import MonotonicRQSTransform
 from zuko.utils import unpack
 
+from coffea_fastsim.surrogate.spline import rational_quadratic_root
+
 #: Rows per evaluation of a univariate inverse on the CPU. Its temporaries, (rows, bins + 1)
 #: float32 each, then stay below glibc's 128 KiB mmap threshold, which dask's workers fix
 #: (MALLOC_TRIM_THRESHOLD_): above it every temporary maps and zero-fills fresh pages. The
@@ -46,6 +48,7 @@ __all__ = [
     "flow_inverse",
     "masked_autoregressive_inverse",
     "rational_quadratic_inverse",
+    "row_parts",
     "sampling_flops",
     "spline_parameters",
     "supports_fast_inverse",
@@ -145,7 +148,7 @@ def masked_autoregressive_inverse(
         x_group = torch.cat(
             [
                 _univariate_inverse(transform, spline, phi[part], y_group[part])
-                for part in _row_parts(n_events, y.device)
+                for part in row_parts(n_events, y.device)
             ]
         )
         if differentiable:
@@ -155,12 +158,14 @@ def masked_autoregressive_inverse(
     return inputs[:, :n_features].clone()
 
 
-def _row_parts(n_rows: int, device: torch.device) -> list[slice]:
-    """The rows of a block in parts of ``UNIVARIATE_ROWS`` on the CPU; whole on other devices
-    and when traced (``torch.export``, where the number of rows is symbolic)."""
+def row_parts(n_rows: int, device: torch.device, rows: int | None = None) -> list[slice]:
+    """The rows of a block in parts of ``rows`` (default ``UNIVARIATE_ROWS``) on the CPU;
+    whole on other devices and when traced (``torch.export``, where the number of rows is
+    symbolic)."""
+    step = UNIVARIATE_ROWS if rows is None else rows
     if device.type != "cpu" or torch.compiler.is_compiling():
         return [slice(None)]
-    return [slice(start, start + UNIVARIATE_ROWS) for start in range(0, n_rows, UNIVARIATE_ROWS)]
+    return [slice(start, start + step) for start in range(0, n_rows, step)]
 
 
 #: zuko's default bound and minimum slope of its spline, read once (not per sampled block).
@@ -247,20 +252,11 @@ def rational_quadratic_inverse(
     y1 = knots[..., 1, :].gather(-1, k1).squeeze(-1)
     d0 = derivatives.gather(-1, k).squeeze(-1)
     d1 = derivatives.gather(-1, k1).squeeze(-1)
-    dy = y1 - y0
-    dx = x1 - x0
-    s = dy / dx
     # Outside the spline's range (the identity) the quadratic is solved at y0 instead, so
     # that it has a real root and its gradient is finite.
     inside = (y > -bound) & (y <= knots[..., 1, -1])
     shifted = torch.where(inside, y - y0, 0.0)
-    curvature = d0 + d1 - 2 * s
-    a = dy * (s - d0) + shifted * curvature
-    b = dy * d0 - shifted * curvature
-    c = -s * shifted
-    z = 2 * c / (-b - torch.sqrt(b * b - 4 * a * c))
-    x = x0 + z * dx
-    return torch.where(inside, x, y)
+    return torch.where(inside, rational_quadratic_root(x0, x1, y0, y1, d0, d1, shifted), y)
 
 
 def _linear(

@@ -40,12 +40,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from coffea_fastsim.surrogate.flow_sampling import row_parts
 from coffea_fastsim.surrogate.spline import spline_forward, spline_inverse, spline_parameter_count
 
 __all__ = ["OnePassFlow"]
 
 #: Half-range of the splines, standardized and compressed units (as the autoregressive flows).
 SPLINE_BOUND = 5.0
+#: Largest |s| of the scales exp(s) of M: beyond it a GEN event far outside the training
+#: sample (a jet of 1 GeV, say) could give an infinite scale, and inf x 0 a NaN.
+LOG_SCALE_RANGE = 7.0
 #: Rows per evaluation of the splines' inverse on the CPU.
 SPLINE_ROWS = 4096
 
@@ -191,6 +195,7 @@ class _GroupFlow(nn.Module):
         log_det = x.new_zeros(x.shape[0])
         for layer in range(self.transforms):
             phi, log_scale, entries = self._unpack(parameters, layer)
+            log_scale = torch.clamp(log_scale, -LOG_SCALE_RANGE, LOG_SCALE_RANGE)
             u, spline_log_det = spline_forward(phi, x, self.bins, SPLINE_BOUND)
             rows, columns = self._pairs(layer)
             triangle = x.new_zeros(x.shape[0], self.features, self.features)
@@ -228,21 +233,13 @@ class _GroupFlow(nn.Module):
                 for a, b in itertools.pairwise(bounds)
             )
             # u = exp(s) (z + A z), A z added entry by entry in a fixed order.
+            log_scale = torch.clamp(log_scale, -LOG_SCALE_RANGE, LOG_SCALE_RANGE)
             u = z.index_add(1, rows, entries * z.index_select(1, columns)) * torch.exp(log_scale)
             phi = phi.unflatten(-1, (self.features, self.spline_width))
             z = torch.cat(
                 [
                     spline_inverse(phi[part], u[part], self.bins, SPLINE_BOUND)
-                    for part in _row_parts(u.shape[0], u.device, self.features)
+                    for part in row_parts(u.shape[0], u.device, SPLINE_ROWS)
                 ]
             )
         return z
-
-
-def _row_parts(n_rows: int, device: torch.device, features: int) -> list[slice]:
-    """The rows in parts of ``SPLINE_ROWS`` on the CPU (small temporaries, see
-    ``flow_sampling``); whole on other devices and when traced."""
-    if device.type != "cpu" or torch.compiler.is_compiling():
-        return [slice(None)]
-    step = SPLINE_ROWS
-    return [slice(start, start + step) for start in range(0, n_rows, step)]

@@ -25,7 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["spline_forward", "spline_inverse", "spline_parameter_count"]
+__all__ = [
+    "rational_quadratic_root",
+    "spline_forward",
+    "spline_inverse",
+    "spline_parameter_count",
+]
 
 #: Largest |log| of a bin's size (width or height) before normalization: no bin is narrower
 #: than e^-10 times another.
@@ -113,12 +118,22 @@ def spline_inverse(phi: Tensor, y: Tensor, bins: int, bound: float) -> Tensor:
     inside = (y > -bound) & (y < bound)
     y_in = torch.where(inside, y, -bound)
     x0, x1, y0, y1, d0, d1 = _bin_values(phi, y_in, bins, bound, 1)
-    height = y1 - y0
-    s = height / (x1 - x0)
-    shifted = y_in - y0
+    return torch.where(inside, rational_quadratic_root(x0, x1, y0, y1, d0, d1, y_in - y0), y)
+
+
+def rational_quadratic_root(
+    x0: Tensor, x1: Tensor, y0: Tensor, y1: Tensor, d0: Tensor, d1: Tensor, shifted: Tensor
+) -> Tensor:
+    """x in [x0, x1] where the bin's rational quadratic reaches y0 + ``shifted``: the root of
+    its quadratic equation in t = (x - x0) / (x1 - x0) that is stable for t near 0
+    (2 c / (-b - sqrt(b^2 - 4 a c))). Arguments: the bin's knots, the slopes at them, and
+    y - y0, all of one shape."""
+    dy = y1 - y0
+    dx = x1 - x0
+    s = dy / dx
     curvature = d0 + d1 - 2 * s
-    a = height * (s - d0) + shifted * curvature
-    b = height * d0 - shifted * curvature
+    a = dy * (s - d0) + shifted * curvature
+    b = dy * d0 - shifted * curvature
     c = -s * shifted
-    t = 2 * c / (-b - torch.sqrt(b * b - 4 * a * c))
-    return torch.where(inside, x0 + t * (x1 - x0), y)
+    z = 2 * c / (-b - torch.sqrt(b * b - 4 * a * c))
+    return x0 + z * dx
