@@ -100,11 +100,7 @@ class TargetCoordinates(nn.Module):
     def momenta(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """pT (GeV), eta, phi of the momenta of the responses in the features ``x`` (GEN or
         RECO, (n_events, n_features)), each (n_events, n_momenta)."""
-        return self._gen_momenta(x)
-
-    def _gen_momenta(self, x_gen: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """pT, eta, phi of the GEN momenta, each (n_events, n_momenta)."""
-        px, py, pz = self._columns(x_gen)
+        px, py, pz = self._columns(x)
         pt, eta = _pt_and_eta(px, py, pz)
         return pt, eta, torch.atan2(py, px)
 
@@ -119,8 +115,8 @@ class TargetCoordinates(nn.Module):
         """The target of RECO features, (n_events, n_features); the paper target is x_reco."""
         target = x_reco.clone()
         n_events = x_gen.shape[0]
-        pt, eta, phi = self._gen_momenta(x_gen)
-        reco_pt, reco_eta, reco_phi = self._gen_momenta(x_reco)
+        pt, eta, phi = self.momenta(x_gen)
+        reco_pt, reco_eta, reco_phi = self.momenta(x_reco)
         momentum = torch.stack([torch.log(reco_pt / pt), reco_eta - eta, _wrap(reco_phi - phi)], 2)
         target[:, self.momentum_index.reshape(-1)] = momentum.reshape(n_events, -1)
         difference = self.difference_index

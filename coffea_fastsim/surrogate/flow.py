@@ -274,15 +274,15 @@ def _response_groups(
     position = {name: i for i, name in enumerate(coordinates.feature_names)}
     of_response = [[position[f] for f in r.features] for r in coordinates.responses]
     if groups == "transverse-last":
-        transverse = [r.kind == "transverse" for r in coordinates.responses]
+        kinds = [r.kind == "transverse" for r in coordinates.responses]
         of_response = [
             [
                 j
-                for features, t in zip(of_response, transverse, strict=True)
-                if not t
+                for features, kind in zip(of_response, kinds, strict=True)
+                if kind == last
                 for j in features
-            ],
-            [j for features, t in zip(of_response, transverse, strict=True) if t for j in features],
+            ]
+            for last in (False, True)
         ]
     result = [[free.index(j) for j in features if j in free] for features in of_response]
     result = [group for group in result if group]
