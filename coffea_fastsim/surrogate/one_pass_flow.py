@@ -1,26 +1,25 @@
-"""A flow sampled in one network pass: every transform's parameters from the GEN conditioning.
+"""A flow sampled in few network passes: every transform's parameters from the conditioning.
 
-The detector's responses of one event are nearly independent between objects given the
-GEN event, and the shape of each (a skewed jet-mass response, a jet response with wide
-tails) is what a Gaussian misses. This flow models them with transforms whose parameters
-depend on the conditioning alone, never on the sampled features, so that one evaluation of
-one network gives every transform of an event, and sampling is that evaluation plus a few
-elementwise operations, where an autoregressive flow evaluates its networks once per
-feature and a coupling flow twice per transform.
+The transforms' parameters depend on the GEN conditioning, and on the features of earlier
+groups, never on the features being sampled, so that one evaluation of one network gives
+every transform of a group, and sampling is one evaluation per group plus elementwise
+operations, where an autoregressive flow evaluates its networks once per feature and
+transform. The features may form one group (one network pass) or several, each conditioned
+on those before it (``groups``).
 
-From the flow's variable x (the standardized, compressed response, n features) to the base
-sample z, each transform l = 1 … L in turn:
+From the flow's variable x (the standardized, compressed response, n features of a group)
+to the base sample z, each transform l = 1 … L in turn:
 
     u = S_l(x)        a monotonic rational-quadratic spline per feature (shape)
     x = M_l^-1 u      M_l = diag(exp(s_l)) (1 + A_l), A_l strictly triangular (correlation)
 
-with A_l lower triangular for odd l and upper triangular for even l. S_l, s_l and A_l are
-outputs of the network for the event's conditioning. log p(x) = log N(z; 0, 1) + sum_l
+with A_l lower triangular for odd l and upper triangular for even l, and |s_l| ≤ 7.
+S_l, s_l and A_l are outputs of the group's network. log p(x) = log N(z; 0, 1) + sum_l
 [sum_i log S_l'(x_i) - sum_i s_l,i]. Sampling runs the other way: for l = L … 1,
 u = M_l z (a product with a triangular matrix: n (n - 1) / 2 multiply-adds per event), then
-x = S_l^-1(u) (``flow_sampling.rational_quadratic_inverse``). With one transform this is a
-Gaussian copula with a learned, conditioned marginal per response; more transforms relax
-the copula.
+x = S_l^-1(u). With one group and one transform this is a Gaussian copula with a learned,
+conditioned marginal per feature; more transforms relax the copula, more groups condition
+each feature on those before it.
 
 The spline is the rational-quadratic spline of ``spline`` (on [-5, 5], identity outside),
 whose knots take few tensor operations: sampling is mostly this elementwise work.
