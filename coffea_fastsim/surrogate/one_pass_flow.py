@@ -32,7 +32,6 @@ References:
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import torch
@@ -168,18 +167,20 @@ class _GroupFlow(nn.Module):
         self.register_buffer("lower_rows", rows.clone(), persistent=False)
         self.register_buffer("lower_columns", columns.clone(), persistent=False)
 
-    def _unpack(self, parameters: Tensor, layer: int) -> tuple[Tensor, Tensor, Tensor]:
-        """(spline parameters (N, n, 3 bins - 1), log scales (N, n), triangular entries
-        (N, n (n - 1) / 2)) of transform ``layer`` from the network's output."""
+    def _bounds(self, layer: int) -> list[tuple[int, int]]:
+        """The network's output columns of transform ``layer``: (start, end) of the spline
+        parameters (n x (3 bins - 1)), the log scales (n) and the triangular entries."""
         start = layer * self.transform_width
         spline_end = start + self.features * self.spline_width
         scale_end = spline_end + self.features
-        phi = parameters[:, start:spline_end].unflatten(-1, (self.features, self.spline_width))
-        return (
-            phi,
-            parameters[:, spline_end:scale_end],
-            parameters[:, scale_end : start + self.transform_width],
-        )
+        end = start + self.transform_width
+        return [(start, spline_end), (spline_end, scale_end), (scale_end, end)]
+
+    def _unpack(self, parameters: Tensor, layer: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(spline parameters (N, n, 3 bins - 1), log scales (N, n), triangular entries
+        (N, n (n - 1) / 2)) of transform ``layer`` from the network's output."""
+        phi, log_scale, entries = (parameters[:, a:b] for a, b in self._bounds(layer))
+        return phi.unflatten(-1, (self.features, self.spline_width)), log_scale, entries
 
     def _pairs(self, layer: int) -> tuple[Tensor, Tensor]:
         """(rows, columns) of the triangular entries: lower for even ``layer`` (counted
@@ -218,18 +219,13 @@ class _GroupFlow(nn.Module):
         for module in list(self.hyper)[:-1]:
             hidden = module(hidden)
         last = self.hyper[-1]
-        spline_size = self.features * self.spline_width
         z = eps
         for layer in reversed(range(self.transforms)):
             rows, columns = self._pairs(layer)
             # The transform's parameters, each a product with its own rows of the last
             # layer's weight (contiguous results).
-            start = layer * self.transform_width
-            bounds = [start, start + spline_size, start + spline_size + self.features]
-            bounds.append(start + self.transform_width)
             phi, log_scale, entries = (
-                F.linear(hidden, last.weight[a:b], last.bias[a:b])
-                for a, b in itertools.pairwise(bounds)
+                F.linear(hidden, last.weight[a:b], last.bias[a:b]) for a, b in self._bounds(layer)
             )
             # u = exp(s) (z + A z), A z added entry by entry in a fixed order.
             log_scale = torch.clamp(log_scale, -LOG_SCALE_RANGE, LOG_SCALE_RANGE)
