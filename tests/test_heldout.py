@@ -88,12 +88,17 @@ def test_formats_are_parsed():
         parse_formats(" , ")
 
 
-@pytest.mark.parametrize("n_files", [1, 2])
-def test_the_report_command_line_gives_back_the_same_inputs(tmp_path, n_files):
+@pytest.mark.parametrize(("n_files", "draws"), [(1, 1), (2, 1), (1, 4)])
+def test_the_report_command_line_gives_back_the_same_inputs(tmp_path, n_files, draws):
     tests = tuple(tmp_path / f"test file {i}.root" for i in range(n_files))
     twins = tuple(tmp_path / f"twin {i}.root" for i in range(n_files))
     config = ValidationConfig(
-        test_sample=tests, model=tmp_path / "model.pt", reco_prime=twins, seed=3, n_bootstrap=7
+        test_sample=tests,
+        model=tmp_path / "model.pt",
+        reco_prime=twins,
+        seed=3,
+        n_bootstrap=7,
+        noise_draws=draws,
     )
     assert config.test_samples == tests
     command = validation_command(config, tmp_path / "report.md", None, ("png", "svg"))
@@ -107,4 +112,6 @@ def test_the_report_command_line_gives_back_the_same_inputs(tmp_path, n_files):
     )
     assert (args.ensemble, args.large_test, args.figures_dir) == (None, None, None)
     assert (args.seed, args.bootstrap, args.formats) == (3, 7, "png,svg")
+    assert args.noise_draws == draws
+    assert ("--noise-draws" in words) == (draws > 1)
     assert args.output == tmp_path / "report.md"

@@ -145,6 +145,8 @@ def test_report_on_the_embedded_sample_and_model(embedded_twin, trained_model, t
             "20",
             "--formats",
             "png",
+            "--noise-draws",
+            "2",
         ]
     )
     assert status == 0
@@ -160,6 +162,7 @@ def test_report_on_the_embedded_sample_and_model(embedded_twin, trained_model, t
         "## 4.",
         "## 5.",
         "## 6.",
+        "## 7.",
         "## Closing note",
     ):
         assert section in text

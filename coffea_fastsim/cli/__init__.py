@@ -140,6 +140,7 @@ def _validate(args: argparse.Namespace) -> None:
         large_test=args.large_test,
         seed=args.seed,
         n_bootstrap=args.bootstrap,
+        noise_draws=args.noise_draws,
     )
     result, report = validate(config, args.output, args.figures_dir, parse_formats(args.formats))
     print(result.model_summary.line("model (DL vs RECO)"))

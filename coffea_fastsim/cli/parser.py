@@ -188,21 +188,21 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--ensemble",
-        type=Path,
-        default=None,
+        "--ensemble", type=Path, default=None,
         help="the band's models (file, stem or directory as for --model) when not next to MODEL",
-    )
+    )  # fmt: skip
     parser.add_argument(
         "--reco-prime", type=Path, nargs="+", default=None,
         help="each test file's twin with RECO from an independent detector seed (the floor)",
     )  # fmt: skip
     parser.add_argument(
-        "--large-test",
-        type=Path,
-        default=None,
+        "--large-test", type=Path, default=None,
         help="a GEN+RECO file about 5x the training sample, for the scaling (double-ratio) test",
-    )
+    )  # fmt: skip
+    parser.add_argument(
+        "--noise-draws", type=int, default=1, metavar="K",
+        help="also give W1/sigma over K draws of the DL noise (seeds SEED..SEED+K-1): mean, range",
+    )  # fmt: skip
     parser.add_argument("-o", "--output", type=Path, required=True, help="markdown report to write")
     parser.add_argument(
         "--figures-dir",

@@ -29,6 +29,7 @@ from coffea_fastsim.validation.residuals import fill_residual_axes, residual_axe
 __all__ = [
     "ComparisonSet",
     "ScalingResult",
+    "clipped_residuals",
     "compare",
     "correlation_matrix",
     "counts",
@@ -67,7 +68,7 @@ def counts(histograms: dict[str, hist.Hist], key: str, sample: str) -> np.ndarra
     return histograms[key][sample, :].values()
 
 
-def _clipped_residuals(table: ObservableTable, gen: ObservableTable) -> dict[str, np.ndarray]:
+def clipped_residuals(table: ObservableTable, gen: ObservableTable) -> dict[str, np.ndarray]:
     """Relative residuals, clipped to the residual histogram range so that events with
     x_GEN near 0 (px, py, phi ...) count at the edge instead of dominating W1 and sigma.
     Their W1 is divided by the pooled sigma of both samples: the RECO residual of a
@@ -143,7 +144,7 @@ def compare(
         [fill_residual_axes(axes, gen, member, reco) for member in candidate_members],
         [axis.key for axis in axes.values()],
     )
-    residuals, reco_residuals = _clipped_residuals(candidate, gen), _clipped_residuals(reco, gen)
+    residuals, reco_residuals = clipped_residuals(candidate, gen), clipped_residuals(reco, gen)
     observable_agreement, residual_agreement = {}, {}
     for name in gen.analysis.observable_names:
         residual_key = f"{RESIDUAL_PREFIX}{name}"

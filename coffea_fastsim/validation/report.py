@@ -5,7 +5,8 @@ The report only formats: every number it shows is computed by the suite
 
 The figures follow the reference study's Figs. 3-12 (distributions with DL/RECO ratios,
 residuals, the large-sample test, double ratios, 2D DL vs RECO), plus the correlation
-differences, the classifier ROC curves and the W1/sigma overview.
+differences, the classifier ROC curves and the W1/sigma overview; with several DL noise
+draws, a section on their spread (:mod:`coffea_fastsim.validation.noise_draws`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from coffea_fastsim.validation.figures import (
     plot_w1_overview,
 )
 from coffea_fastsim.validation.metrics import Agreement, chi2_per_ndf
+from coffea_fastsim.validation.noise_draws import noise_draw_lines
 from coffea_fastsim.validation.residuals import RESIDUAL_CAPTION, RESIDUAL_FIGURES
 from coffea_fastsim.validation.suite import FloorExcess, ValidationResult
 
@@ -169,10 +171,7 @@ def _link(figures: Figures, key: str, base: Path) -> str:
 
 
 def _images(figures: Figures, keys: Sequence[str], base: Path) -> list[str]:
-    lines = []
-    for key in keys:
-        lines += ["", f"![{key}]({_link(figures, key, base)})"]
-    return lines
+    return [line for key in keys for line in ("", f"![{key}]({_link(figures, key, base)})")]
 
 
 def _agreement_table(
@@ -440,6 +439,7 @@ def write_report(
         *_correlations(result, figures, base),
         *_band(result),
         *_scaling(result, figures, base),
+        *(noise_draw_lines(result.noise, result.floor) if result.noise is not None else []),
         *_closing(result),
     ]
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,7 @@ def validation_command(
         ("--figures-dir", figures_dir),
         ("--seed", config.seed),
         ("--bootstrap", config.n_bootstrap),
+        ("--noise-draws", config.noise_draws if config.noise_draws > 1 else None),
         ("--formats", ",".join(formats)),
     ]
     words = ["coffea-fastsim", "validate", *map(str, config.test_samples)]

@@ -38,6 +38,7 @@ from coffea_fastsim.validation.comparison import (
     double_ratio,
     histogram_keys,
 )
+from coffea_fastsim.validation.noise_draws import NoiseDraws, noise_draws
 from coffea_fastsim.validation.samples import MatchedSample, load_matched
 
 __all__ = [
@@ -68,6 +69,9 @@ class ValidationConfig:
             the scaling test; None: no scaling test.
         seed: seed of the DL noise (as ``FastSimConfig.seed``) and of the classifier test.
         n_bootstrap: bootstrap resamplings of the classifier AUC.
+        noise_draws: draws of the DL noise (seeds ``seed`` … ``seed + noise_draws - 1``)
+            whose W1/sigma the report gives as mean and range (``noise_draws``); 1: only
+            the draw of ``seed``.
         analysis: the analysis definition (name, ``path/to/file.py:NAME`` or definition),
             resolved when the configuration is made (``definition``); the models must be
             trained for it.
@@ -80,11 +84,14 @@ class ValidationConfig:
     large_test: Path | None = None
     seed: int = 0
     n_bootstrap: int = 200
+    noise_draws: int = 1
     analysis: str | AnalysisDefinition = DEFAULT_ANALYSIS
     _definition: AnalysisDefinition = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_definition", resolve_analysis(self.analysis))
+        if self.noise_draws < 1:
+            raise ValueError(f"noise_draws must be at least 1, got {self.noise_draws}")
         for name in ("test_sample", "reco_prime"):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
@@ -258,6 +265,7 @@ class ValidationResult:
         model_metadata: metadata of the nominal model file.
         sample_process: the test sample's process, read from its GEN record
             (``reading.sample_process``).
+        noise: W1/sigma over the DL noise draws; None with one draw.
     """
 
     config: ValidationConfig
@@ -274,6 +282,7 @@ class ValidationResult:
     scaling: ScalingResult | None
     model_metadata: dict
     sample_process: str
+    noise: NoiseDraws | None = None
 
     @property
     def training_process(self) -> str:
@@ -358,4 +367,9 @@ def run_validation(config: ValidationConfig) -> ValidationResult:
         scaling=scaling,
         model_metadata=metadata,
         sample_process=sample_process(config.test_samples[0]),
+        noise=(
+            noise_draws(ensemble.nominal, sample, config.seed, config.noise_draws)
+            if config.noise_draws > 1
+            else None
+        ),
     )
