@@ -17,6 +17,7 @@ from coffea_fastsim.surrogate.flow import FlowConfig, FlowSurrogate
 from coffea_fastsim.surrogate.inference import SurrogateEngine
 from coffea_fastsim.surrogate.model_file import load_model, rebuild_surrogate, save_model
 from coffea_fastsim.surrogate.one_pass_flow import OnePassFlow
+from coffea_fastsim.surrogate.scaling import Standardization
 from coffea_fastsim.surrogate.spline import spline_forward, spline_inverse
 from coffea_fastsim.surrogate.training import TrainingConfig, train_surrogate
 
@@ -141,6 +142,9 @@ def test_one_pass_needs_the_spline_and_whole_groups() -> None:
         FlowConfig(transform="spline", passes=1, groups="pairs")
     with pytest.raises(ValueError, match="do not cover the 3 variables once"):
         OnePassFlow(3, 2, groups=[[0, 1], [1, 2]])
+    with pytest.raises(ValueError, match="order is an option of the one-pass flow"):
+        FlowConfig(transform="spline", order=("jet",))
+    assert FlowConfig(transform="spline", passes=1, order=["jet", "met"]).order == ("jet", "met")
 
 
 @pytest.fixture(scope="module")
@@ -247,57 +251,70 @@ def test_learns_a_skewed_correlated_response() -> None:
     assert abs(correlations["gaussian"]) < 0.1  # independent noise per feature
 
 
+MASS_FIRST = ("jet_mass", "jet", "muon", "met")
+
+
+def _scales(model: FlowSurrogate) -> Standardization:
+    """The scales of ``model``, to build another flow on them."""
+    names = ("gen_mean", "gen_std", "reco_mean", "reco_std", "context_mean", "context_std")
+    return Standardization(**{name: getattr(model, name) for name in names})
+
+
 @pytest.mark.parametrize(
-    ("groups", "expected"),
+    ("groups", "order", "expected"),
     [
-        ("one", [[0, 1, 2, 3, 4, 5, 6]]),
+        ("one", (), [[0, 1, 2, 3, 4, 5, 6]]),
+        ("one", MASS_FIRST, [[0, 1, 2, 3, 4, 5, 6]]),
         # muon pT ratio, jet (pT ratio, eta, phi), jet mass, MET (along, across the jet),
         # the muon's exact eta and phi left out
-        ("transverse-last", [[0, 1, 2, 3, 4], [5, 6]]),
-        ("by-response", [[0], [1, 2, 3], [4], [5, 6]]),
-        ("by-feature", [[0], [1], [2], [3], [4], [5], [6]]),
+        ("transverse-last", (), [[0, 1, 2, 3, 4], [5, 6]]),
+        ("transverse-last", MASS_FIRST, [[4, 1, 2, 3, 0], [5, 6]]),
+        ("by-response", (), [[0], [1, 2, 3], [4], [5, 6]]),
+        ("by-response", MASS_FIRST, [[4], [1, 2, 3], [0], [5, 6]]),
+        ("by-feature", (), [[0], [1], [2], [3], [4], [5], [6]]),
+        # the jet mass, the jet (pT ratio, eta, phi), the muon pT ratio, the MET
+        ("by-feature", MASS_FIRST, [[4], [1], [2], [3], [0], [5], [6]]),
+        ("by-feature", ("muon", "jet", "jet_mass", "met"), [[0], [1], [2], [3], [4], [5], [6]]),
     ],
 )
 def test_one_pass_groups_follow_the_analysis_responses(
-    one_pass_model: FlowSurrogate, groups: str, expected: list[list[int]]
+    one_pass_model: FlowSurrogate, groups: str, order: tuple[str, ...], expected: list[list[int]]
 ) -> None:
-    from coffea_fastsim.surrogate.scaling import Standardization
-
-    scales = Standardization(
-        **{
-            name: getattr(one_pass_model, name)
-            for name in (
-                "gen_mean",
-                "gen_std",
-                "reco_mean",
-                "reco_std",
-                "context_mean",
-                "context_std",
-            )
-        }
-    )
-    config = FlowConfig(transform="spline", passes=1, groups=groups)
-    model = FlowSurrogate(scales, one_pass_model.coordinates, config)
+    config = FlowConfig(transform="spline", passes=1, groups=groups, order=order)
+    model = FlowSurrogate(_scales(one_pass_model), one_pass_model.coordinates, config)
     assert model.free_features.tolist() == [0, 3, 4, 5, 6, 7, 8]
     assert model.flow.groups == expected
 
 
+@pytest.mark.parametrize(
+    "order", [("jet", "muon", "met"), ("jet_mass", "jet", "muon", "met", "mt")]
+)
+def test_an_order_must_name_every_response_once(
+    one_pass_model: FlowSurrogate, order: tuple[str, ...]
+) -> None:
+    config = FlowConfig(transform="spline", passes=1, groups="by-feature", order=order)
+    with pytest.raises(ValueError, match="must name each of the responses"):
+        FlowSurrogate(_scales(one_pass_model), one_pass_model.coordinates, config)
+
+
 @pytest.mark.slow
 def test_cli_trains_a_one_pass_flow(embedded_sample: Path, tmp_path: Path) -> None:
-    """--flow-passes 1 --flow-groups by-response and --learning-rate are recorded in the file
-    and rebuild the same flow."""
+    """--flow-passes 1 --flow-groups by-response, --flow-order and --learning-rate are recorded
+    in the file and rebuild the same flow."""
     from coffea_fastsim.cli import main
 
     output = tmp_path / "one-pass.pt"
     options = ["--model", "flow", "--flow-transform", "spline", "--flow-passes", "1"]
     options += ["--flow-groups", "by-response", "--flow-transforms", "1", "--flow-hidden", "8"]
+    options += ["--flow-order", "jet_mass", "jet", "muon", "met"]
     arguments = ["train", str(embedded_sample), "-o", str(output), "--epochs", "1"]
     assert main([*arguments, *options, "--learning-rate", "0.003", "--batch-size", "64"]) == 0
     loaded = load_model(output)
     flow = loaded.metadata["training_config"]["flow"]
     assert (flow["passes"], flow["groups"], flow["transforms"]) == (1, "by-response", 1)
+    assert flow["order"] == ["jet_mass", "jet", "muon", "met"]
     assert loaded.metadata["training_config"]["learning_rate"] == 0.003
-    assert loaded.module.flow.groups == [[0], [1, 2, 3], [4], [5, 6]]
+    assert loaded.module.flow.groups == [[4], [1, 2, 3], [0], [5, 6]]
 
 
 def test_sampled_momenta_stay_within_the_training_acceptance(one_pass_model: FlowSurrogate) -> None:

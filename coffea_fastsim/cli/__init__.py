@@ -87,6 +87,7 @@ def _train(args: argparse.Namespace) -> None:
             passes=args.flow_passes,
             bins=args.flow_bins,
             groups=args.flow_groups,
+            order=tuple(args.flow_order),
         )
         if args.model == "flow"
         else None,

@@ -147,17 +147,15 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                       "(default), then the MET, per response, or per feature")  # fmt: skip
     flow.add_argument("--flow-bins", type=int, default=8, metavar="B",
                       help="bins of each spline (--flow-transform spline; default: 8)")  # fmt: skip
+    flow.add_argument("--flow-order", nargs="+", default=[], metavar="RESPONSE",
+                      help="one-pass flow: the responses' sampling order, e.g. jet_mass jet "
+                      "muon met (default: the analysis's)")  # fmt: skip
     parser.add_argument(
-        "--ensemble",
-        type=int,
-        default=1,
-        metavar="K",
-        help=(
-            "train K models with seeds SEED, SEED+1, ... and write OUTPUT's stem.0 ... "
-            "stem.K-1 (model.pt -> model.0.pt ...), for the validation's systematic band "
-            "(default: 1, one model written to OUTPUT)"
-        ),
-    )
+        "--ensemble", type=int, default=1, metavar="K",
+        help="train K models with seeds SEED, SEED+1, ... and write OUTPUT's stem.0 ... "
+        "stem.K-1 (model.pt -> model.0.pt ...), for the validation's systematic band "
+        "(default: 1, one model written to OUTPUT)",
+    )  # fmt: skip
 
 
 def _add_validate(subparsers: argparse._SubParsersAction) -> None:
