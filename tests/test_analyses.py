@@ -38,6 +38,8 @@ def test_builtins_are_listed_by_the_cli(capsys):
     assert "zmumu:" in out
     assert "features (9): muon_px" in out
     assert "features (12): muon1_px" in out
+    # the names --flow-order takes
+    assert "responses (4): muon (momentum), jet (momentum), jet_mass (difference), met" in out
 
 
 def test_a_user_file_is_loaded_by_path():

@@ -233,6 +233,8 @@ def _analyses(args: argparse.Namespace) -> None:
         print(f"  features ({len(definition.features)}): {', '.join(definition.feature_names)}")
         auxiliary = ", ".join(definition.auxiliary_names)
         print(f"  auxiliary ({len(definition.auxiliary)}): {auxiliary}")
+        responses = ", ".join(f"{r.name} ({r.kind})" for r in definition.responses)
+        print(f"  responses ({len(definition.responses)}): {responses}")
 
 
 COMMANDS = {
