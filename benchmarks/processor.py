@@ -9,6 +9,8 @@ Measured side by side in one run, on one input file made by replicating the embe
   same coffea Runner: with the futures executor (fresh worker processes each run, so the
   start-up of torch and the model is included) and on warm dask workers (steady state);
 - FastSimProcessor on a dask LocalCluster with 1 and with 2 workers: events/s and the ratio;
+  the workers get the environment a run gives them (``runner.worker_environment``), and with
+  2 workers also dask's own (its malloc trim setting alone), for the ratio;
 - peak resident memory of one worker process (iterative executor in a fresh process) for
   two input sizes, and bytes per event of the written DL dataset.
 """
@@ -34,7 +36,7 @@ from coffea_fastsim.analysis.reading import ignore_nanoaod_warnings
 from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
-from coffea_fastsim.processing.runner import run_processor
+from coffea_fastsim.processing.runner import run_processor, worker_environment
 
 #: Timed runs per measurement; the best is kept (the machine is shared).
 REPEATS = 2
@@ -139,11 +141,24 @@ def main() -> None:
         args.events,
         REPEATS,
     )
+    # dask's own worker environment first: the nanny leaves the environment it spawns with
+    # in this process's, which later clusters would take over.
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        options = {**common, "scheduler": cluster.scheduler_address}
+        run_processor(fileset, fastsim(), executor="dask", **options)  # load the model
+        results["fastsim_dask_2_dask_environment"] = best_rate(
+            lambda: run_processor(fileset, fastsim(), executor="dask", **options),
+            args.events,
+            REPEATS,
+        )
     for workers in (1, 2):
         # The cluster starts outside the timing: a production cluster is up before the run.
-        with LocalCluster(
-            n_workers=workers, threads_per_worker=1, dashboard_address=None
-        ) as cluster:
+        with (
+            worker_environment(),
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, dashboard_address=None
+            ) as cluster,
+        ):
             options = {**common, "scheduler": cluster.scheduler_address}
             run_processor(fileset, fastsim(), executor="dask", **options)  # load the model
             results[f"fastsim_dask_{workers}"] = best_rate(
@@ -184,6 +199,9 @@ def main() -> None:
     print(f"FastSimProcessor dask 2 workers:{results['fastsim_dask_2']:10,.0f} events/s")
     dask_ratio = results["fastsim_dask_2"] / results["fastsim_dask_1"]
     print(f"  ratio 2 / 1 workers:          {dask_ratio:.2f}")
+    plain = results["fastsim_dask_2_dask_environment"]
+    print(f"FastSimProcessor dask 2 workers, dask's worker environment: {plain:10,.0f} events/s")
+    print(f"  ratio run's / dask's worker environment: {results['fastsim_dask_2'] / plain:.2f}")
     print(f"DL dataset: {results['dataset_bytes_per_event']:.1f} bytes/selected event")
     print(
         f"peak RSS, one process: {results['peak_rss_mb_small']:.0f} MB for {args.events // 10:,} "

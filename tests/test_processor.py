@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import awkward as ak
@@ -12,7 +13,7 @@ from coffea_fastsim.analysis.reading import read_features
 from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.processing.dataset import read_dataset
 from coffea_fastsim.processing.processor import FastSimConfig, FastSimProcessor
-from coffea_fastsim.processing.runner import make_fileset, run_processor
+from coffea_fastsim.processing.runner import WORKER_ENVIRONMENT, make_fileset, run_processor
 from coffea_fastsim.surrogate.inference import SurrogateEngine
 from processors.wjets import WJetsProcessor
 
@@ -59,6 +60,36 @@ def test_executors_give_identical_histograms(
     result = run(embedded_sample, embedded_model, tmp_path, executor=executor)
     assert_same_histograms(result, reference)
     assert result["cutflow"] == reference["cutflow"]
+
+
+def _worker_environment() -> dict[str, str | None]:
+    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    return {name: os.environ.get(name) for name in names}
+
+
+@pytest.mark.slow
+def test_the_local_cluster_workers_get_the_worker_environment(monkeypatch):
+    """A run's LocalCluster gives its workers glibc's largest mmap threshold next to dask's
+    trim threshold; a value in the user's dask configuration wins."""
+    import dask
+
+    from coffea_fastsim.processing.runner import _dask_client
+
+    # dask's nanny lets the parent's environment override its configuration, and leaves
+    # what it spawned with there: start each cluster from a parent without the variable
+    # (set first, so that the test's end restores the parent's environment as it was).
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "0")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    with _dask_client(1, None) as client:
+        (seen,) = client.run(_worker_environment).values()
+    # 32 MiB, the largest that glibc takes on 64-bit systems
+    assert seen == {**WORKER_ENVIRONMENT, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    assert seen["MALLOC_MMAP_THRESHOLD_"] == str(32 * 2**20)
+    user = {"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": "1048576"}
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    with dask.config.set(user), _dask_client(1, None) as client:
+        (seen,) = client.run(_worker_environment).values()
+    assert seen["MALLOC_MMAP_THRESHOLD_"] == "1048576"
 
 
 @pytest.mark.parametrize("chunksize", [97, 600])
