@@ -32,6 +32,7 @@ import torch
 import zuko
 from torch import Tensor, nn
 
+from coffea_fastsim.analysis.definition import Response
 from coffea_fastsim.surrogate.coordinates import TargetCoordinates
 from coffea_fastsim.surrogate.flow_sampling import (
     feature_groups,
@@ -269,7 +270,7 @@ class FlowSurrogate(StandardizedSurrogate):
         self.support_high.copy_(z_reco.max(dim=0).values + margin)
 
 
-def _ordered_responses(coordinates: TargetCoordinates, order: tuple[str, ...]) -> list:
+def _ordered_responses(coordinates: TargetCoordinates, order: tuple[str, ...]) -> list[Response]:
     """The analysis's responses in ``order`` (their names; empty: the analysis's order).
 
     Raises:
