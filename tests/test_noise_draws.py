@@ -10,7 +10,12 @@ from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.embedded import embedded_model, embedded_sample
 from coffea_fastsim.surrogate.ensemble import Ensemble
 from coffea_fastsim.validation.comparison import compare
-from coffea_fastsim.validation.noise_draws import NoiseDraws, noise_draw_lines, noise_draws
+from coffea_fastsim.validation.noise_draws import (
+    NoiseDraws,
+    noise_draw_lines,
+    noise_draw_summary,
+    noise_draws,
+)
 from coffea_fastsim.validation.samples import load_matched
 from coffea_fastsim.validation.suite import ValidationConfig
 
@@ -82,3 +87,31 @@ def test_the_table_reads_the_draws_against_the_floor(matched):
     expected = f"{0.02 / jet_floor:.2f} ({0.01 / jet_floor:.2f}-{0.03 / jet_floor:.2f})"
     assert cells[2] == expected
     assert sum(line.startswith("| ") for line in with_floor) == len(names) + 1
+
+
+def test_the_summary_line_names_the_worst_mean_and_multiple(matched):
+    names = WJETS.observable_names
+    observables = {name: np.array([0.001, 0.003]) for name in names}
+    observables["jet_pt"] = np.array([0.02, 0.04])
+    residuals = {name: np.array([0.01, 0.01]) for name in names}
+    residuals["met"] = np.array([0.05, 0.07])
+    draws = NoiseDraws(seeds=(0, 1), observables=observables, residuals=residuals)
+    assert noise_draw_summary(draws, None) == (
+        "model over 2 noise draws: mean W1/sigma worst 0.0300 (jet_pt)"
+    )
+    floor = compare(matched.gen, matched.dl, matched.reco)
+    line = noise_draw_summary(draws, floor)
+    ratios = {
+        name: observables[name].mean() / floor.observables[name].w1_over_sigma
+        for name in names
+        if floor.observables[name].w1_over_sigma > 0
+    }
+    worst = max(ratios, key=ratios.__getitem__)
+    assert f"/ floor: worst {ratios[worst]:.2f} ({worst})" in line
+    residual_ratios = {
+        name: residuals[name].mean() / floor.residuals[name].w1_over_sigma
+        for name in names
+        if floor.residuals[name].w1_over_sigma > 0
+    }
+    worst = max(residual_ratios, key=residual_ratios.__getitem__)
+    assert line.endswith(f"residuals worst {residual_ratios[worst]:.2f} ({worst})")

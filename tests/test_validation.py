@@ -153,6 +153,7 @@ def test_report_on_the_embedded_sample_and_model(embedded_twin, trained_model, t
     printed = capsys.readouterr().out
     assert "model (DL vs RECO): median W1/sigma" in printed
     assert "floor (RECO' vs RECO)" in printed
+    assert "model over 2 noise draws: mean W1/sigma worst" in printed
     text = report.read_text()
     for section in (
         "## Summary",

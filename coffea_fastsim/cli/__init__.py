@@ -144,9 +144,8 @@ def _validate(args: argparse.Namespace) -> None:
         noise_draws=args.noise_draws,
     )
     result, report = validate(config, args.output, args.figures_dir, parse_formats(args.formats))
-    print(result.model_summary.line("model (DL vs RECO)"))
-    if result.floor_summary is not None:
-        print(result.floor_summary.line("floor (RECO' vs RECO)"))
+    for line in result.summary_lines:
+        print(line)
     print(f"report written to {report}")
 
 

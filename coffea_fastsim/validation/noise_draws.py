@@ -23,7 +23,7 @@ from coffea_fastsim.validation.comparison import ComparisonSet, clipped_residual
 from coffea_fastsim.validation.metrics import wasserstein_over_sigma
 from coffea_fastsim.validation.samples import MatchedSample
 
-__all__ = ["NoiseDraws", "noise_draw_lines", "noise_draws", "w1_of_candidate"]
+__all__ = ["NoiseDraws", "noise_draw_lines", "noise_draw_summary", "noise_draws", "w1_of_candidate"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,32 @@ def noise_draws(model: Path, sample: MatchedSample, seed: int, count: int) -> No
         observables={name: np.array([d[0][name] for d in per_draw]) for name in names},
         residuals={name: np.array([d[1][name] for d in per_draw]) for name in names},
     )
+
+
+def _worst(values: dict[str, float], digits: int = 2) -> str:
+    name = max(values, key=values.__getitem__)
+    return f"{values[name]:.{digits}f} ({name})"
+
+
+def noise_draw_summary(draws: NoiseDraws, floor: ComparisonSet | None) -> str:
+    """The summary line of the draws: the largest mean W1/sigma and, with a floor, the
+    largest mean multiple of the floor's, of the observables and of their residuals
+    (observables whose floor is 0, measured exactly, are left out of the multiples)."""
+    means = {name: float(values.mean()) for name, values in draws.observables.items()}
+    line = f"model over {len(draws.seeds)} noise draws: mean W1/sigma worst {_worst(means, 4)}"
+    if floor is None:
+        return line
+    multiples = []
+    for attribute in ("observables", "residuals"):
+        reference = getattr(floor, attribute)
+        multiples.append(
+            {
+                name: float(values.mean()) / reference[name].w1_over_sigma
+                for name, values in getattr(draws, attribute).items()
+                if reference[name].w1_over_sigma > 0
+            }
+        )
+    return f"{line}; / floor: worst {_worst(multiples[0])}, residuals worst {_worst(multiples[1])}"
 
 
 def _cell(values: np.ndarray, floor: float | None) -> str:

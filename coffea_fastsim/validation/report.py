@@ -235,11 +235,7 @@ def _header(result: ValidationResult, command: str | None) -> list[str]:
 
 
 def _summary_lines(result: ValidationResult) -> list[str]:
-    lines = ["```", result.model_summary.line("model (DL vs RECO)")]
-    floor_summary = result.floor_summary
-    if floor_summary is not None:
-        lines.append(floor_summary.line("floor (RECO' vs RECO)"))
-    return [*lines, "```"]
+    return ["```", *result.summary_lines, "```"]
 
 
 def _summary(result: ValidationResult, figures: Figures, base: Path) -> list[str]:

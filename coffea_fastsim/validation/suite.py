@@ -38,7 +38,7 @@ from coffea_fastsim.validation.comparison import (
     double_ratio,
     histogram_keys,
 )
-from coffea_fastsim.validation.noise_draws import NoiseDraws, noise_draws
+from coffea_fastsim.validation.noise_draws import NoiseDraws, noise_draw_summary, noise_draws
 from coffea_fastsim.validation.samples import MatchedSample, load_matched
 
 __all__ = [
@@ -301,6 +301,17 @@ class ValidationResult:
     def model_summary(self) -> Summary:
         """Summary line of the model."""
         return Summary.of(self.model, self.model_classifier)
+
+    @property
+    def summary_lines(self) -> list[str]:
+        """The summary of the model, of the floor (with RECO') and of the noise draws
+        (with several): what the report's summary and the command line show."""
+        lines = [self.model_summary.line("model (DL vs RECO)")]
+        if self.floor_summary is not None:
+            lines.append(self.floor_summary.line("floor (RECO' vs RECO)"))
+        if self.noise is not None:
+            lines.append(noise_draw_summary(self.noise, self.floor))
+        return lines
 
     @property
     def floor_summary(self) -> Summary | None:
