@@ -352,3 +352,16 @@ def test_a_huge_scale_stays_finite(one_pass_model: FlowSurrogate, wjets_pairs) -
     with torch.no_grad():
         dl = model(gen, torch.randn(gen.shape, generator=torch.Generator().manual_seed(5)))
     assert torch.isfinite(dl).all()
+
+
+def test_cli_refuses_a_bad_order_before_reading(tmp_path: Path, capsys) -> None:
+    """A misspelt response fails at once, with the names, not after the inputs are read:
+    the input here does not even exist."""
+    from coffea_fastsim.cli import main
+
+    arguments = ["train", str(tmp_path / "missing.root"), "-o", str(tmp_path / "m.pt")]
+    options = ["--model", "flow", "--flow-transform", "spline", "--flow-passes", "1"]
+    assert main([*arguments, *options, "--flow-order", "jet", "muons", "jet_mass", "met"]) != 0
+    error = capsys.readouterr().err
+    assert "must name each of the responses ['muon', 'jet', 'jet_mass', 'met'] once" in error
+    assert "missing.root" not in error

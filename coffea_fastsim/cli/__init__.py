@@ -68,11 +68,12 @@ def _train(args: argparse.Namespace) -> None:
     from coffea_fastsim.analysis.reading import feature_pairs, sample_process
     from coffea_fastsim.analysis.registry import resolve_analysis
     from coffea_fastsim.surrogate.ensemble_training import train_ensemble
-    from coffea_fastsim.surrogate.flow import FlowConfig
+    from coffea_fastsim.surrogate.flow import FlowConfig, ordered_responses
     from coffea_fastsim.surrogate.training import TrainingConfig
     from coffea_fastsim.validation.heldout import heldout_agreement
 
     analysis = resolve_analysis(args.analysis)
+    ordered_responses(analysis.responses, args.flow_order)  # a bad name fails before reading
     config = TrainingConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -26,6 +26,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -43,7 +44,7 @@ from coffea_fastsim.surrogate.gaussian import StandardizedSurrogate
 from coffea_fastsim.surrogate.one_pass_flow import OnePassFlow
 from coffea_fastsim.surrogate.scaling import Standardization
 
-__all__ = ["FLOW_GROUPS", "FLOW_TRANSFORMS", "FlowConfig", "FlowSurrogate"]
+__all__ = ["FLOW_GROUPS", "FLOW_TRANSFORMS", "FlowConfig", "FlowSurrogate", "ordered_responses"]
 
 #: Widening of the sampled range beyond the training responses (compressed units).
 SUPPORT_MARGIN = 0.5
@@ -270,15 +271,14 @@ class FlowSurrogate(StandardizedSurrogate):
         self.support_high.copy_(z_reco.max(dim=0).values + margin)
 
 
-def _ordered_responses(coordinates: TargetCoordinates, order: tuple[str, ...]) -> list[Response]:
-    """The analysis's responses in ``order`` (their names; empty: the analysis's order).
+def ordered_responses(responses: Sequence[Response], order: Sequence[str]) -> list[Response]:
+    """The analysis's ``responses`` in ``order`` (their names; empty: as they are).
 
     Raises:
-        ValueError: ``order`` is not the analysis's response names, each once.
+        ValueError: ``order`` is not the responses' names, each once.
     """
-    responses = list(coordinates.responses)
     if not order:
-        return responses
+        return list(responses)
     names = [r.name for r in responses]
     if sorted(order) != sorted(names):
         raise ValueError(f"flow order {list(order)} must name each of the responses {names} once")
@@ -291,7 +291,7 @@ def _response_groups(
     """The one-pass flow's groups (positions among the ``free`` target features) for
     ``FlowConfig.groups``, the responses taken in ``order``; None: one group (also for the
     paper target, which has no responses)."""
-    responses = _ordered_responses(coordinates, order)
+    responses = ordered_responses(coordinates.responses, order)
     if groups == "one" or not responses:
         return None
     if groups == "by-feature" and not order:
