@@ -18,6 +18,7 @@ Measured side by side in one run, on one input file made by replicating the embe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -143,32 +144,29 @@ def main() -> None:
     )
     # dask's own worker environment first: the nanny leaves the environment it spawns with
     # in this process's, which later clusters would take over.
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
-        options = {**common, "scheduler": cluster.scheduler_address}
-        run_processor(fileset, fastsim(), executor="dask", **options)  # load the model
-        results["fastsim_dask_2_dask_environment"] = best_rate(
-            lambda: run_processor(fileset, fastsim(), executor="dask", **options),
-            args.events,
-            REPEATS,
-        )
-    for workers in (1, 2):
+    clusters = (
+        ("fastsim_dask_2_dask_environment", 2, contextlib.nullcontext),
+        ("fastsim_dask_1", 1, worker_environment),
+        ("fastsim_dask_2", 2, worker_environment),
+    )
+    for key, workers, environment in clusters:
         # The cluster starts outside the timing: a production cluster is up before the run.
         with (
-            worker_environment(),
+            environment(),
             LocalCluster(
                 n_workers=workers, threads_per_worker=1, dashboard_address=None
             ) as cluster,
         ):
             options = {**common, "scheduler": cluster.scheduler_address}
             run_processor(fileset, fastsim(), executor="dask", **options)  # load the model
-            results[f"fastsim_dask_{workers}"] = best_rate(
+            results[key] = best_rate(
                 lambda options=options: run_processor(
                     fileset, fastsim(), executor="dask", **options
                 ),
                 args.events,
                 REPEATS,
             )
-            if workers == cores:
+            if key == f"fastsim_dask_{cores}":
                 # Warm workers (imports, model, page cache): the steady-state cost per event.
                 run_processor(fileset, ReadOnlyProcessor(), executor="dask", **options)
                 results["read_only_dask_warm"] = best_rate(

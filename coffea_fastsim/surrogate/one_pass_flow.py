@@ -131,15 +131,17 @@ class _GroupFlow(nn.Module):
         transforms: number of (spline, triangular) transforms L.
         hidden_features: widths of the hidden layers of the network (ReLU between layers).
         bins: bins of each spline.
+
+    Built by ``OnePassFlow`` only, which passes its own settings.
     """
 
     def __init__(
         self,
         features: int,
         context: int,
-        transforms: int = 2,
-        hidden_features: tuple[int, ...] = (128, 128),
-        bins: int = 8,
+        transforms: int,
+        hidden_features: tuple[int, ...],
+        bins: int,
     ) -> None:
         super().__init__()
         self.features = features
