@@ -212,7 +212,13 @@ class FlowSurrogate(StandardizedSurrogate):
             eps: base sample, shape (n_events, n_features).
         """
         if isinstance(self.flow, OnePassFlow):
-            free = self.flow.sample(z_conditioning, eps.index_select(1, self.free_features))
+            # Each group within the training support before it conditions the next ones.
+            free = self.flow.sample(
+                z_conditioning,
+                eps.index_select(1, self.free_features),
+                self.support_low.index_select(0, self.free_features),
+                self.support_high.index_select(0, self.free_features),
+            )
             return eps.new_zeros(eps.shape).index_copy(1, self.free_features, free)
         transforms = list(self.flow.transform.transforms)
         return flow_inverse(transforms, self.sampling_groups, z_conditioning, eps)

@@ -110,14 +110,31 @@ class OnePassFlow(nn.Module):
             total = total + network.log_prob(x.index_select(1, group), inputs)
         return total
 
-    def sample(self, context: Tensor, eps: Tensor) -> Tensor:
+    def sample(
+        self,
+        context: Tensor,
+        eps: Tensor,
+        low: Tensor | None = None,
+        high: Tensor | None = None,
+    ) -> Tensor:
         """x for the base sample ``eps`` (N, n), given ``context`` (N, n_context): each
         group in turn, one network evaluation each. Row by row, so any block of rows gives
-        the same bits."""
+        the same bits.
+
+        ``low`` and ``high`` (n,), when given, bound each group's sample before the groups
+        after it are conditioned on it: a sample far outside the range the networks were
+        trained on (a scale of e^7 on a rare base sample) would otherwise enter the next
+        network as an input of the same size, and its output could overflow to a NaN.
+        """
         x = torch.zeros_like(eps)
         for network, (group, before) in zip(self.networks, self._indices(), strict=True):
             inputs = torch.cat([context, x.index_select(1, before)], dim=1)
-            x = x.index_copy(1, group, network.sample(inputs, eps.index_select(1, group)))
+            sample = network.sample(inputs, eps.index_select(1, group))
+            if low is not None and high is not None:
+                sample = torch.clamp(
+                    sample, low.index_select(0, group), high.index_select(0, group)
+                )
+            x = x.index_copy(1, group, sample)
         return x
 
 
