@@ -14,7 +14,10 @@ from coffea_fastsim.analysis.definition import DefinitionError, Response
 from coffea_fastsim.analysis.wjets import WJETS
 from coffea_fastsim.analysis.zmumu import ZMUMU
 from coffea_fastsim.surrogate.coordinates import TargetCoordinates
+from coffea_fastsim.surrogate.flow import FlowConfig, FlowSurrogate
+from coffea_fastsim.surrogate.gaussian import GaussianSurrogate
 from coffea_fastsim.surrogate.model_file import load_model, save_model
+from coffea_fastsim.surrogate.scaling import Standardization
 from coffea_fastsim.surrogate.training import TrainingConfig, train_surrogate
 
 # Feature order of the W+jet analysis: muon px py pz, jet px py pz, log M_j, MET x y.
@@ -200,3 +203,125 @@ def test_detector_target_keeps_an_exact_direction_exact(exact_direction_sample, 
     assert target[:, 0].std().item() == pytest.approx(0.05, rel=0.2)
     assert target[:, 3].std().item() == pytest.approx(0.15, rel=0.2)
     assert result.metadata()["training_config"]["target"] == "detector"
+
+
+def test_context_steps_in_eta_are_known_sigmoids() -> None:
+    coordinates = TargetCoordinates(WJETS.feature_names, WJETS.responses, eta_steps=(0.5, 1.5))
+    # Muon at eta -1.2, jet at eta 1.49: above the first step, below and just below the second.
+    gen = _event(
+        (30.0, 40.0, 50.0 * math.sinh(-1.2)), (100.0, 0.0, 100.0 * math.sinh(1.49)), 2.0, (1.0, 1.0)
+    )
+    context = coordinates.context(gen)[0]
+    assert coordinates.n_context == 8 == context.numel()
+    assert coordinates.context_names[4:] == (
+        "muon |eta| step at 0.5",
+        "muon |eta| step at 1.5",
+        "jet |eta| step at 0.5",
+        "jet |eta| step at 1.5",
+    )
+    torch.testing.assert_close(context[:4], _values(math.log(50.0), math.log(100.0), -1.2, 1.49))
+    expected = [
+        1 / (1 + math.exp(-(abs(eta) - step) / 0.02)) for eta in (-1.2, 1.49) for step in (0.5, 1.5)
+    ]
+    torch.testing.assert_close(context[4:], _values(*expected), atol=1e-12, rtol=1e-9)
+    assert expected[3] == pytest.approx(1 / (1 + math.exp(0.5)))  # 0.01 below the step
+
+
+@pytest.mark.parametrize(
+    ("steps", "responses", "message"),
+    [
+        ((0.5, 0.5), WJETS.responses, "increasing"),
+        ((-1.0, 1.0), WJETS.responses, "positive"),
+        ((1.0,), (), "need momentum responses"),
+    ],
+)
+def test_bad_context_steps_are_refused(steps, responses, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        TargetCoordinates(WJETS.feature_names, responses, eta_steps=steps)
+
+
+def test_context_steps_need_the_detector_target() -> None:
+    with pytest.raises(ValueError, match="detector target"):
+        TrainingConfig(target="paper", context_eta_steps=(1.0,))
+
+
+def test_a_step_beyond_the_sample_is_refused(exact_direction_sample) -> None:
+    """The sample's GEN |eta| stops at 2: a step at 2.5 would be a constant context column."""
+    gen, reco = exact_direction_sample
+    config = TrainingConfig(target="detector", context_eta_steps=(1.0, 2.5), progress=False)
+    with pytest.raises(ValueError, match=r"step at \|eta\| = 2.5 has 0.00% .* GEN muon"):
+        train_surrogate(gen, reco, config, WJETS.feature_names, WJETS.responses)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "flow"])
+def test_context_steps_survive_the_model_file(family: str, tmp_path) -> None:
+    coordinates = TargetCoordinates(WJETS.feature_names, WJETS.responses, eta_steps=(1.0, 1.8))
+    standardization = Standardization(
+        gen_mean=torch.zeros(9),
+        gen_std=torch.full((9,), 40.0),
+        reco_mean=torch.zeros(9),
+        reco_std=torch.full((9,), 0.05),
+        context_mean=torch.zeros(8),
+        context_std=torch.ones(8),
+    )
+    torch.manual_seed(2)
+    if family == "flow":
+        config = FlowConfig(transform="spline", passes=1, transforms=1, hidden_features=(8,))
+        model = FlowSurrogate(standardization, coordinates, config=config)
+        for network in model.flow.networks:
+            torch.nn.init.normal_(network.hyper[-1].weight, std=0.1)
+    else:
+        model = GaussianSurrogate(standardization, coordinates)
+    provenance = {"sample_hash": "sha256:0", "training_config": {"seed": 0}, "best_epoch": 0}
+    path = save_model(
+        model.eval(), tmp_path / "m.pt", provenance, feature_names=WJETS.feature_names
+    )
+    loaded = load_model(path)
+    assert loaded.metadata["architecture"]["eta_steps"] == [1.0, 1.8]
+    gen = torch.randn(300, 9, generator=torch.Generator().manual_seed(3)) * 40.0
+    eps = torch.randn(300, 9, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert torch.equal(loaded.module(gen, eps), model(gen, eps))
+
+
+@pytest.mark.slow
+def test_context_steps_resolve_a_resolution_step(tmp_path) -> None:
+    """A muon pT resolution of 1% below |eta| = 1.5 and 4% above it: with a step at 1.5 in
+    the context the flow's width on either side, next to the step, is the detector's."""
+    rng = np.random.default_rng(12)
+    n = 40_000
+    pt = rng.uniform(25.0, 120.0, (n, 2))
+    eta = rng.uniform(-2.4, 2.4, (n, 2))
+    phi = rng.uniform(-math.pi, math.pi, (n, 2))
+
+    def features(pt: np.ndarray, log_mass: np.ndarray, met: np.ndarray) -> np.ndarray:
+        momenta = [pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)]
+        return np.column_stack(
+            [*(m[:, 0] for m in momenta), *(m[:, 1] for m in momenta), log_mass, met]
+        )
+
+    width = np.where(np.abs(eta[:, 0]) < 1.5, 0.01, 0.04)
+    smear = np.column_stack([np.exp(rng.normal(0, width)), np.exp(rng.normal(0, 0.1, n))])
+    log_mass, met = rng.normal(2.0, 0.5, n), rng.normal(0.0, 30.0, (n, 2))
+    gen = features(pt, log_mass, met)
+    reco = features(pt * smear, log_mass + rng.normal(0, 0.2, n), met + rng.normal(0, 5, (n, 2)))
+    config = TrainingConfig(
+        model="flow",
+        target="detector",
+        epochs=15,
+        batch_size=256,
+        learning_rate=0.01,
+        progress=False,
+        context_eta_steps=(1.5,),
+        flow=FlowConfig(transform="spline", passes=1, groups="by-feature", transforms=2),
+    )
+    model = train_surrogate(gen, reco, config, WJETS.feature_names, WJETS.responses).model
+    x_gen = torch.as_tensor(gen, dtype=torch.float32)
+    with torch.no_grad():
+        x_dl = model(x_gen, torch.randn(x_gen.shape, generator=torch.Generator().manual_seed(5)))
+    x_dl = x_dl.numpy()
+    response = np.log(np.hypot(x_dl[:, 0], x_dl[:, 1]) / pt[:, 0])
+    abs_eta = np.abs(eta[:, 0])
+    below, above = (abs_eta > 1.3) & (abs_eta < 1.5), (abs_eta > 1.5) & (abs_eta < 1.7)
+    assert response[below].std() == pytest.approx(0.01, rel=0.15)
+    assert response[above].std() == pytest.approx(0.04, rel=0.15)

@@ -78,6 +78,8 @@ def test_sampling_inverts_the_density_direction(config: FlowConfig) -> None:
         z_dl = model.standardize_reco(x_dl)
         variable = z_dl - model.standardize_reco(x_gen)
         torch.testing.assert_close(variable, response, atol=1e-4, rtol=1e-4)
+        # And from the physical features back to the noise of the draw.
+        torch.testing.assert_close(model.base_values(x_gen, x_dl), eps, atol=1e-3, rtol=1e-3)
 
 
 @pytest.mark.parametrize(

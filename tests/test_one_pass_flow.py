@@ -126,6 +126,22 @@ def test_one_pass_sampling_is_row_by_row(groups) -> None:
     assert torch.isfinite(whole).all()
 
 
+@pytest.mark.parametrize("groups", GROUPS, ids=["one-group", "three-groups"])
+def test_base_inverts_the_sampler(groups) -> None:
+    """base(sample(eps)) = eps: the base sample of a drawn x is the one it was drawn from."""
+    flow = _random_flow(groups=groups)
+    generator = torch.Generator().manual_seed(4)
+    context, eps = (
+        torch.randn(500, 3, generator=generator),
+        torch.randn(500, 5, generator=generator),
+    )
+    with torch.no_grad():
+        x = flow.sample(context, eps)
+        z = flow.base(x, context)
+    assert not torch.allclose(x, eps, atol=0.1)
+    torch.testing.assert_close(z, eps, atol=1e-4, rtol=1e-4)
+
+
 def test_one_pass_flow_starts_as_the_standard_normal() -> None:
     flow = OnePassFlow(4, 2)
     x = torch.randn(10, 4)
@@ -188,6 +204,25 @@ def test_exact_responses_stay_exact(one_pass_model: FlowSurrogate, wjets_pairs) 
     relative = cross.norm(dim=1) / (muon_gen.double().norm(dim=1) * muon_dl.double().norm(dim=1))
     assert relative.max() < 1e-6
     assert not torch.equal(muon_gen, muon_dl)
+
+
+def test_base_values_give_back_the_noise_of_a_draw(one_pass_model: FlowSurrogate, wjets_pairs):
+    """From physical GEN and DL features back to the base sample: the noise of the draw for
+    the responses the flow models, 0 for the exact ones (the muon's eta and phi)."""
+    model = one_pass_model
+    gen = torch.as_tensor(wjets_pairs.gen, dtype=torch.float32)
+    eps = torch.randn(gen.shape, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        dl = model(gen, eps)
+        base = model.base_values(gen, dl)
+        variable = model.sample_standardized(model.conditioning(gen), eps)
+    free = model.free_features
+    exact = [i for i in range(gen.shape[1]) if i not in free.tolist()]
+    assert torch.equal(base[:, exact], torch.zeros(len(gen), len(exact)))
+    # The bounds of the training support are not undone: compare the rows within them.
+    inside = ((variable > model.support_low) & (variable < model.support_high))[:, free].all(1)
+    assert inside.float().mean() > 0.5
+    torch.testing.assert_close(base[inside][:, free], eps[inside][:, free], atol=1e-3, rtol=0)
 
 
 @pytest.mark.parametrize(

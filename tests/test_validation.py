@@ -154,6 +154,7 @@ def test_report_on_the_embedded_sample_and_model(embedded_twin, trained_model, t
     assert "model (DL vs RECO): median W1/sigma" in printed
     assert "floor (RECO' vs RECO)" in printed
     assert "model over 2 noise draws: mean W1/sigma worst" in printed
+    assert "RECO' shares RECO's response beyond the GEN features (a perfect model" in printed
     text = report.read_text()
     for section in (
         "## Summary",
@@ -164,9 +165,13 @@ def test_report_on_the_embedded_sample_and_model(embedded_twin, trained_model, t
         "## 5.",
         "## 6.",
         "## 7.",
+        "## 8.",
         "## Closing note",
     ):
         assert section in text
+    # The reference detector measures the muon's direction exactly, its jets' not.
+    assert "| muon delta eta | exact | exact | exact | exact |" in text
+    assert "| jet log(pT ratio) | 0." in text
     figures = sorted(p.name for p in (tmp_path / "figures" / "validation").iterdir())
     for number in range(3, 13):
         assert any(name.startswith(f"fig{number:02d}_") for name in figures)

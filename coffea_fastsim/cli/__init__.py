@@ -93,6 +93,7 @@ def _train(args: argparse.Namespace) -> None:
         if args.model == "flow"
         else None,
         target=args.target or ("detector" if analysis.responses else "paper"),
+        context_eta_steps=tuple(args.context_eta_steps),
     )
     pairs = feature_pairs(args.inputs, analysis)
     print(

@@ -128,6 +128,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         help="learn each object's detector response or, as the paper, the RECO features "
         "(default: detector when the analysis defines its responses; docs/model.md)",
     )  # fmt: skip
+    parser.add_argument("--context-eta-steps", type=float, nargs="+", default=[], metavar="ETA",
+                        help="steps in GEN |eta| as context (docs/model.md)")  # fmt: skip
     flow = parser.add_argument_group("flow model (--model flow)")
     flow.add_argument(
         "--flow-transform", choices=("affine", "spline"), default="affine",

@@ -13,13 +13,19 @@ training, ``decode(x_gen, t) -> x_reco`` for sampling, both of shape (n_events, 
   network reproduces, whereas noise on px, py, pz separately smears the direction.
 
 The detector target also gives the network more conditioning: log pT and eta of every GEN
-momentum (``context``). Everything is plain tensor indexing, so the module scripts with
-TorchScript and exports with torch.export, and every row is computed on its own (chunk
-invariance).
+momentum (``context``), and optionally steps in |eta| (``eta_steps``): for each GEN momentum
+and each step e, a sigmoid of (|eta| - e) / ETA_STEP_WIDTH, about 0 below e and 1 above it. A
+detector's resolution changes in steps at the edges of its parts (a barrel and its endcaps);
+a network of smooth inputs rounds a step off over a few tenths in eta, and is then too wide on
+one side of it and too narrow on the other. The steps let it place one where the data has it.
+
+Everything is plain tensor indexing, so the module scripts with TorchScript and exports with
+torch.export, and every row is computed on its own (chunk invariance).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import ClassVar
@@ -29,10 +35,15 @@ from torch import Tensor, nn
 
 from coffea_fastsim.analysis.definition import RESPONSE_KINDS, Response
 
-__all__ = ["TARGETS", "TargetCoordinates"]
+__all__ = ["ETA_STEP_WIDTH", "TARGETS", "TargetCoordinates"]
 
 #: Target names: the paper's (RECO features) and the detector's responses.
 TARGETS = ("paper", "detector")
+
+#: Width in |eta| of each step of the context (``TargetCoordinates``, eta_steps).
+ETA_STEP_WIDTH = 0.02
+#: Smallest share of the training events on either side of a context step in |eta|.
+MIN_STEP_SHARE = 0.001
 
 
 def _wrap(angle: Tensor) -> Tensor:
@@ -53,13 +64,23 @@ class TargetCoordinates(nn.Module):
         feature_names: the analysis's feature names, in order.
         responses: the analysis's responses (``AnalysisDefinition.responses``); empty: the
             paper target (t = x_RECO, no context).
+        eta_steps: |eta| of the steps of the context, increasing, each > 0 (see the module
+            docstring); empty: none. They need momentum responses.
     """
 
     # Recorded in the model file's metadata; not part of the scripted computation.
-    __jit_ignored_attributes__: ClassVar[list[str]] = ["responses"]
+    __jit_ignored_attributes__: ClassVar[list[str]] = ["responses", "eta_step_values"]
 
-    def __init__(self, feature_names: Sequence[str], responses: Sequence[Response] = ()) -> None:
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        responses: Sequence[Response] = (),
+        eta_steps: Sequence[float] = (),
+    ) -> None:
         super().__init__()
+        steps = [float(e) for e in eta_steps]
+        if any(not e > 0 for e in steps) or any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ValueError(f"eta_steps must be positive and increasing, got {steps}")
         names = list(feature_names)
         position = {name: i for i, name in enumerate(names)}
         momenta = [r for r in responses if r.kind == "momentum"]
@@ -81,11 +102,23 @@ class TargetCoordinates(nn.Module):
         self.register_buffer("transverse_index", index("transverse"))
         axes = [momentum_of[r.axis] for r in responses if r.kind == "transverse"]
         self.register_buffer("transverse_axis", torch.tensor(axes, dtype=torch.long))
+        if steps and not momenta:
+            raise ValueError("eta_steps need momentum responses (the detector target)")
+        # A plain tensor, not a buffer: the state dicts of model files stay as they were, and
+        # the steps are in the metadata, which rebuilds the module.
+        self.eta_step_tensor = torch.tensor(steps, dtype=torch.float32)
         self.name = "detector" if responses else "paper"
         self.responses = tuple(responses)
+        self.eta_step_values = tuple(steps)
+        self.eta_step_width = ETA_STEP_WIDTH
         self.feature_names = tuple(names)
         self.n_features = len(names)
-        self.n_context = 2 * len(momenta)
+        self.n_context = (2 + len(steps)) * len(momenta)
+        self.context_names = (
+            *(f"{r.name} log pT" for r in momenta),
+            *(f"{r.name} eta" for r in momenta),
+            *(f"{r.name} |eta| step at {e:g}" for r in momenta for e in steps),
+        )
 
     def _columns(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The three columns of every momentum response of ``x`` (features or target):
@@ -104,11 +137,37 @@ class TargetCoordinates(nn.Module):
         pt, eta = _pt_and_eta(px, py, pz)
         return pt, eta, torch.atan2(py, px)
 
+    def check_eta_steps(self, x_gen: Tensor) -> None:
+        """Refuse a step in |eta| that (almost) none of the GEN momenta of ``x_gen`` (the
+        training events, (n_events, n_features)) crosses: its context column would be
+        constant, and its scale would blow up an event beyond it.
+
+        Raises:
+            ValueError: a step with less than MIN_STEP_SHARE of a momentum on one side.
+        """
+        _, eta, _ = self.momenta(x_gen)
+        momenta = [r.name for r in self.responses if r.kind == "momentum"]
+        for k, name in enumerate(momenta):
+            for step in self.eta_step_values:
+                above = float((eta[:, k].abs() > step).double().mean())
+                if not MIN_STEP_SHARE <= above <= 1 - MIN_STEP_SHARE:
+                    raise ValueError(
+                        f"context_eta_steps: the step at |eta| = {step:g} has {above:.2%} of "
+                        f"the training events' GEN {name} above it; a step needs at least "
+                        f"{MIN_STEP_SHARE:.1%} on each side"
+                    )
+
     @torch.jit.export
     def context(self, x_gen: Tensor) -> Tensor:
-        """log pT (log GeV) and eta of each GEN momentum, (n_events, n_context)."""
+        """log pT (log GeV) and eta of each GEN momentum, then its |eta| steps (momentum by
+        momentum, step by step), (n_events, n_context) (``context_names``)."""
         pt, eta = _pt_and_eta(*self._columns(x_gen))
-        return torch.cat([torch.log(pt), eta], dim=1)
+        context = torch.cat([torch.log(pt), eta], dim=1)
+        if self.eta_step_tensor.numel() == 0:
+            return context
+        steps = self.eta_step_tensor.to(eta)
+        above = torch.sigmoid((eta.abs().unsqueeze(2) - steps) / self.eta_step_width)
+        return torch.cat([context, above.flatten(1)], dim=1)
 
     @torch.jit.export
     def encode(self, x_gen: Tensor, x_reco: Tensor) -> Tensor:

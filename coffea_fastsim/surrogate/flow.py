@@ -203,6 +203,32 @@ class FlowSurrogate(StandardizedSurrogate):
             return self.flow.log_prob(variable.index_select(1, self.free_features), z_conditioning)
         return self.flow(z_conditioning).log_prob(variable)
 
+    def base_values(self, x_gen: Tensor, x_reco: Tensor) -> Tensor:
+        """The base sample that ``forward`` maps to ``x_reco`` for ``x_gen``: its inverse.
+
+        For RECO-like features the flow drew, it is the standard normal sample they came
+        from; for the RECO of events the flow never saw (a held-out split), its mean and
+        width per feature are the flow's calibration: a mean other than 0 is a bias, a
+        width other than 1 a response too narrow (> 1) or too wide (< 1), in units of the
+        base sample. The bounds that ``forward`` applies (training support, acceptance)
+        are not undone: beyond them the round trip does not hold.
+
+        Arguments:
+            x_gen, x_reco: GEN and RECO features, each (n_events, n_features), physical
+                units, in the dtype of the model (float32).
+
+        Returns:
+            The base sample, (n_events, n_features); 0 for a response the detector does not
+            have (exact), which the flow does not model.
+        """
+        target = self.coordinates.encode(x_gen.double(), x_reco.double()).to(x_gen.dtype)
+        z_conditioning = self.conditioning(x_gen)
+        variable = self.standardize_reco(target) - self._offset(z_conditioning)
+        if isinstance(self.flow, OnePassFlow):
+            free = self.flow.base(variable.index_select(1, self.free_features), z_conditioning)
+            return variable.new_zeros(variable.shape).index_copy(1, self.free_features, free)
+        return self.flow(z_conditioning).transform(variable)
+
     def sample_standardized(self, z_conditioning: Tensor, eps: Tensor) -> Tensor:
         """The flow's variable for the base sample ``eps``: the inverse transform, one
         feature group per pass (``flow_sampling``), zuko's ``transform.inv`` up to float rounding.

@@ -170,7 +170,7 @@ def rebuild_surrogate(metadata: Mapping[str, Any]) -> StandardizedSurrogate:
             for name in _STANDARDIZATION_BUFFERS
         }
     )
-    coordinates = TargetCoordinates(names, responses)
+    coordinates = TargetCoordinates(names, responses, architecture.get("eta_steps", ()))
     if metadata["model_family"] == "flow":
         config = FlowConfig(**architecture["flow"])
         return FlowSurrogate(standardization, coordinates, config=config)
@@ -319,6 +319,7 @@ def _architecture(model: StandardizedSurrogate) -> dict[str, Any]:
     and, for a flow, its ``FlowConfig``."""
     return {
         "responses": [dataclasses.asdict(r) for r in model.coordinates.responses],
+        "eta_steps": list(model.coordinates.eta_step_values),
         "flow": dataclasses.asdict(model.config) if isinstance(model, FlowSurrogate) else None,
     }
 

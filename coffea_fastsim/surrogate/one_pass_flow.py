@@ -110,6 +110,16 @@ class OnePassFlow(nn.Module):
             total = total + network.log_prob(x.index_select(1, group), inputs)
         return total
 
+    def base(self, x: Tensor, context: Tensor) -> Tensor:
+        """The base sample z (N, n) that ``sample`` maps to x (N, n), given ``context``: for
+        x drawn from the flow, standard normal; for x from the data the flow models, its
+        calibration (a mean or width other than 0 and 1 is a bias of the flow)."""
+        z = torch.zeros_like(x)
+        for network, (group, before) in zip(self.networks, self._indices(), strict=True):
+            inputs = torch.cat([context, x.index_select(1, before)], dim=1)
+            z = z.index_copy(1, group, network.to_base(x.index_select(1, group), inputs)[0])
+        return z
+
     def sample(
         self,
         context: Tensor,
@@ -210,6 +220,13 @@ class _GroupFlow(nn.Module):
 
     def log_prob(self, x: Tensor, context: Tensor) -> Tensor:
         """log p(x | context), shape (N,), from x (N, n) and context (N, n_context)."""
+        z, log_det = self.to_base(x, context)
+        base = -0.5 * (z.square().sum(dim=-1) + self.features * math.log(2 * math.pi))
+        return base + log_det
+
+    def to_base(self, x: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
+        """The base sample z (N, n) of x (N, n) given context (N, n_context), and the log
+        determinant of the map's Jacobian, shape (N,)."""
         parameters = self.hyper(context)
         log_det = x.new_zeros(x.shape[0])
         for layer in range(self.transforms):
@@ -227,8 +244,7 @@ class _GroupFlow(nn.Module):
                 unitriangular=True,
             )[..., 0]
             log_det = log_det + spline_log_det.sum(dim=-1) - log_scale.sum(dim=-1)
-        base = -0.5 * (x.square().sum(dim=-1) + self.features * math.log(2 * math.pi))
-        return base + log_det
+        return x, log_det
 
     def sample(self, context: Tensor, eps: Tensor) -> Tensor:
         """x for the base sample ``eps`` (N, n), given ``context`` (N, n_context): one

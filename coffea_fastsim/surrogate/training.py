@@ -90,6 +90,8 @@ class TrainingConfig:
         target: what the model learns (``TargetCoordinates``): "detector", the response
             of each object in the detector's coordinates (needs the analysis's responses),
             or "paper", the RECO features themselves (the reference study).
+        context_eta_steps: |eta| of steps in the detector target's context
+            (``TargetCoordinates``), within every GEN momentum's |eta| range; empty: none.
     """
 
     epochs: int = 100
@@ -106,10 +108,13 @@ class TrainingConfig:
     model: str = "gaussian"
     flow: FlowConfig | None = None
     target: str = "paper"
+    context_eta_steps: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.context_eta_steps and self.target != "detector":
+            raise ValueError("context_eta_steps need the detector target (target='detector')")
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.model == "flow" and self.flow is None:
@@ -331,8 +336,10 @@ def train_surrogate(
         raise ValueError(
             "the detector target needs the analysis's responses (AnalysisDefinition.responses)"
         )
-    coordinates = TargetCoordinates(feature_names, responses if config.target == "detector" else ())
+    responses = responses if config.target == "detector" else ()
+    coordinates = TargetCoordinates(feature_names, responses, config.context_eta_steps)
     gen64 = torch.as_tensor(gen)
+    coordinates.check_eta_steps(gen64[torch.as_tensor(split.train)])
     target = coordinates.encode(gen64, torch.as_tensor(reco)).numpy()
     context = coordinates.context(gen64).numpy()
     bad = ~np.isfinite(target).all(axis=1) | ~np.isfinite(context).all(axis=1)
@@ -347,7 +354,7 @@ def train_surrogate(
     # Seed only the CPU generator (weights are initialized on the CPU), restored afterwards.
     with _torch_threads(threads), torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(config.seed)
-        context_names = [f"context {i}" for i in range(coordinates.n_context)]
+        context_names = list(coordinates.context_names)
         standardization = Standardization(
             *feature_scale(gen[split.train], "GEN", feature_names),
             *(

@@ -6,7 +6,9 @@ The report only formats: every number it shows is computed by the suite
 The figures follow the reference study's Figs. 3-12 (distributions with DL/RECO ratios,
 residuals, the large-sample test, double ratios, 2D DL vs RECO), plus the correlation
 differences, the classifier ROC curves and the W1/sigma overview; with several DL noise
-draws, a section on their spread (:mod:`coffea_fastsim.validation.noise_draws`).
+draws, a section on their spread (:mod:`coffea_fastsim.validation.noise_draws`); with RECO',
+a section on what RECO' shares with RECO beyond the GEN features
+(:mod:`coffea_fastsim.validation.shared_response`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from coffea_fastsim.validation.figures import (
 from coffea_fastsim.validation.metrics import Agreement, chi2_per_ndf
 from coffea_fastsim.validation.noise_draws import noise_draw_lines
 from coffea_fastsim.validation.residuals import RESIDUAL_CAPTION, RESIDUAL_FIGURES
+from coffea_fastsim.validation.shared_response import shared_response_lines
 from coffea_fastsim.validation.suite import FloorExcess, ValidationResult
 
 __all__ = ["write_figures", "write_report"]
@@ -436,6 +439,7 @@ def write_report(
         *_band(result),
         *_scaling(result, figures, base),
         *(noise_draw_lines(result.noise, result.floor) if result.noise is not None else []),
+        *(shared_response_lines(result.shared) if result.shared is not None else []),
         *_closing(result),
     ]
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,10 @@ the same events) and a model (optionally an ensemble of models trained with othe
 3. a classifier two-sample test of p(output | GEN),
 4. the correlation matrices of the observables,
 5. the ensemble band,
-6. optionally, the double ratio of a test sample five times larger than the training sample.
+6. optionally, the double ratio of a test sample five times larger than the training sample,
+7. with several DL noise draws, the spread of their W1/sigma,
+8. with RECO', the share of RECO's detector response that RECO' has beyond the GEN features
+   (the reach of the floor).
 
 Every comparison of the model (DL vs RECO) is made the same way for the floor (RECO' vs
 RECO). The matched events and DL come from :mod:`coffea_fastsim.validation.samples`, the
@@ -40,6 +43,7 @@ from coffea_fastsim.validation.comparison import (
 )
 from coffea_fastsim.validation.noise_draws import NoiseDraws, noise_draw_summary, noise_draws
 from coffea_fastsim.validation.samples import MatchedSample, load_matched
+from coffea_fastsim.validation.shared_response import SharedResponse, shared_response
 
 __all__ = [
     "CorrelationSummary",
@@ -266,6 +270,8 @@ class ValidationResult:
         sample_process: the test sample's process, read from its GEN record
             (``reading.sample_process``).
         noise: W1/sigma over the DL noise draws; None with one draw.
+        shared: what RECO' shares with RECO's detector response beyond the GEN features
+            (``shared_response``); None without RECO'.
     """
 
     config: ValidationConfig
@@ -283,6 +289,7 @@ class ValidationResult:
     model_metadata: dict
     sample_process: str
     noise: NoiseDraws | None = None
+    shared: SharedResponse | None = None
 
     @property
     def training_process(self) -> str:
@@ -304,13 +311,19 @@ class ValidationResult:
 
     @property
     def summary_lines(self) -> list[str]:
-        """The summary of the model, of the floor (with RECO') and of the noise draws
-        (with several): what the report's summary and the command line show."""
+        """The summary of the model, of the floor (with RECO'), of the noise draws (with
+        several) and of the response coordinates that RECO' shares beyond the GEN features:
+        what the report's summary and the command line show."""
         lines = [self.model_summary.line("model (DL vs RECO)")]
         if self.floor_summary is not None:
             lines.append(self.floor_summary.line("floor (RECO' vs RECO)"))
         if self.noise is not None:
             lines.append(noise_draw_summary(self.noise, self.floor))
+        if self.shared is not None and self.shared.shared:
+            lines.append(
+                "RECO' shares RECO's response beyond the GEN features (a perfect model of "
+                f"them lies above the floor) in: {', '.join(self.shared.shared)}"
+            )
         return lines
 
     @property
@@ -356,8 +369,9 @@ def run_validation(config: ValidationConfig) -> ValidationResult:
     model = compare(sample.gen, sample.dl, sample.reco, sample.dl_members)
     model_classifier = _classifier(sample, sample.dl, config)
     correlations = {"reco": correlation_matrix(sample.reco), "dl": correlation_matrix(sample.dl)}
-    floor = floor_classifier = None
+    floor = floor_classifier = shared = None
     if sample.reco_prime is not None:
+        shared = shared_response(sample.gen, sample.reco, sample.reco_prime, sample.dl, analysis)
         floor = compare(sample.gen, sample.reco_prime, sample.reco)
         floor_classifier = _classifier(sample, sample.reco_prime, config)
         correlations["reco_prime"] = correlation_matrix(sample.reco_prime)
@@ -383,4 +397,5 @@ def run_validation(config: ValidationConfig) -> ValidationResult:
             if config.noise_draws > 1
             else None
         ),
+        shared=shared,
     )

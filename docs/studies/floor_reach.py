@@ -1,0 +1,215 @@
+"""How far the RECO' floor is reachable: its own spread, and how a model's ratio to it grows
+with the number of test events.
+
+Two measurements (docs/validation.md, "How far the floor is reachable"):
+
+``twins``: test files with K >= 2 re-simulations each (``generate --resimulations K``). The
+floor is measured K times (RECO^k vs RECO); each re-simulation after the first is a perfect
+candidate, scored against the first floor as the validation scores a model; the model's mean
+W1/sigma over its noise draws is scored against the first floor and against the mean floor.
+
+``scaling``: test files with one re-simulation. The model's ratio to the floor on random
+subsets of the matched events (a fraction of them, several subsets each): a ratio that the
+detector's own noise makes stays flat, a systematic error of the model grows as sqrt(N).
+
+    python docs/studies/floor_reach.py twins samples/scale/w3/test-01.root \
+        samples/scale/w3/test-02.root --model data/wjets_model.pt --resimulations 3
+    python docs/studies/floor_reach.py scaling samples/scale/w/test-01.root \
+        samples/scale/w/test-02.root --model data/wjets_model.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from coffea_fastsim.analysis.definition import AnalysisDefinition
+from coffea_fastsim.analysis.reading import read_features
+from coffea_fastsim.analysis.registry import resolve_analysis
+from coffea_fastsim.analysis.table import ObservableTable
+from coffea_fastsim.sim.generation import resimulation_path
+from coffea_fastsim.surrogate.ensemble import Ensemble
+from coffea_fastsim.surrogate.inference import SurrogateEngine
+from coffea_fastsim.validation.noise_draws import w1_of_candidate
+from coffea_fastsim.validation.samples import load_matched
+
+
+def counted(analysis: AnalysisDefinition) -> list[str]:
+    """The observables the targets count: all but the muon directions (exact in the
+    reference detector and in DL)."""
+    return [
+        name
+        for name in analysis.observable_names
+        if not (name.startswith("muon") and name.endswith(("eta", "phi")))
+    ]
+
+
+def w1_rows(
+    gen: ObservableTable, candidate: ObservableTable, reco: ObservableTable, names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """W1/sigma of the observables and of their residuals, candidate vs RECO, shape (n,)."""
+    observables, residuals = w1_of_candidate(gen, candidate, reco)
+    return np.array([observables[n] for n in names]), np.array([residuals[n] for n in names])
+
+
+def model_draws(
+    model: Path,
+    gen: np.ndarray,
+    ids: Sequence[np.ndarray],
+    draws: int,
+    analysis: AnalysisDefinition,
+) -> list[ObservableTable]:
+    """The model's DL tables of ``draws`` noise draws (seeds 0 … draws - 1)."""
+    return [
+        ObservableTable.of(
+            SurrogateEngine(model, seed=seed).predict(gen.astype(np.float32), *ids), analysis
+        )
+        for seed in range(draws)
+    ]
+
+
+def line(label: str, ratios: np.ndarray, names: list[str], limit: float) -> str:
+    values = " ".join(f"{n}={v:.2f}" for n, v in zip(names, ratios, strict=True))
+    return f"{label}: {(ratios > limit).sum()} above {limit}x | {values}"
+
+
+def twins(
+    files: list[Path], model: Path, resimulations: int, draws: int, analysis: AnalysisDefinition
+) -> None:
+    names = counted(analysis)
+    parts = []
+    for path in files:
+        base = read_features(path, analysis)
+        passes = [
+            read_features(resimulation_path(path, k), analysis) for k in range(1, resimulations + 1)
+        ]
+        for twin in passes:
+            if not np.array_equal(twin.event, base.event):
+                raise SystemExit(f"{path}: its re-simulations hold other events")
+        valid = base.reco_valid & np.all([twin.reco_valid for twin in passes], axis=0)
+        parts.append((base, passes, valid))
+    gen = np.concatenate([base.gen[v] for base, _, v in parts])
+    reco = ObservableTable.of(np.concatenate([base.reco[v] for base, _, v in parts]), analysis)
+    gen_table = ObservableTable.of(gen, analysis)
+    ids = [
+        np.concatenate([getattr(base, key)[v] for base, _, v in parts])
+        for key in ("run", "luminosity_block", "event")
+    ]
+    floors = [
+        w1_rows(
+            gen_table,
+            ObservableTable.of(np.concatenate([p[k].reco[v] for _, p, v in parts]), analysis),
+            reco,
+            names,
+        )
+        for k in range(resimulations)
+    ]
+    observable_floors = np.array([f[0] for f in floors])
+    residual_floors = np.array([f[1] for f in floors])
+    print(f"{len(gen)} events valid in RECO and its {resimulations} re-simulations")
+    spread = observable_floors.std(0, ddof=1) / observable_floors.mean(0)
+    print(
+        "floor spread (sd / mean over the floors):",
+        " ".join(f"{n}={v:.2f}" for n, v in zip(names, spread, strict=True)),
+    )
+    for k in range(1, resimulations):
+        print(
+            line(
+                f"RECO^{k + 1} / first floor, observables",
+                observable_floors[k] / observable_floors[0],
+                names,
+                1.5,
+            )
+        )
+        print(
+            line(
+                f"RECO^{k + 1} / first floor, residuals",
+                residual_floors[k] / residual_floors[0],
+                names,
+                2.0,
+            )
+        )
+    tables = model_draws(model, gen, ids, draws, analysis)
+    rows = [w1_rows(gen_table, table, reco, names) for table in tables]
+    observables = np.mean([r[0] for r in rows], 0)
+    residuals = np.mean([r[1] for r in rows], 0)
+    print(line("model / first floor, observables", observables / observable_floors[0], names, 1.5))
+    print(
+        line("model / mean floor, observables", observables / observable_floors.mean(0), names, 1.5)
+    )
+    print(line("model / first floor, residuals", residuals / residual_floors[0], names, 2.0))
+    print(line("model / mean floor, residuals", residuals / residual_floors.mean(0), names, 2.0))
+
+
+def scaling(
+    files: list[Path],
+    model: Path,
+    fractions: list[float],
+    subsets: int,
+    draws: int,
+    analysis: AnalysisDefinition,
+) -> None:
+    names = counted(analysis)
+    sample = load_matched(
+        files, Ensemble(model, ()), 0, analysis, [resimulation_path(p, 1) for p in files]
+    )
+    ids = (sample.run, sample.luminosity_block, sample.event)
+    tables = model_draws(model, sample.gen.features, ids, draws, analysis)
+    rng = np.random.default_rng(3)
+    n = len(sample)
+    for fraction in fractions:
+        repeats = 1 if fraction >= 1 else subsets
+        observable_ratios, residual_ratios = [], []
+        for _ in range(repeats):
+            rows = (
+                np.arange(n)
+                if fraction >= 1
+                else np.sort(rng.choice(n, int(fraction * n), replace=False))
+            )
+            gen, reco = sample.gen.take(rows), sample.reco.take(rows)
+            floor = w1_rows(gen, sample.reco_prime.take(rows), reco, names)  # type: ignore[union-attr]
+            model_rows = [w1_rows(gen, table.take(rows), reco, names) for table in tables]
+            observable_ratios.append(np.mean([r[0] for r in model_rows], 0) / floor[0])
+            residual_ratios.append(np.mean([r[1] for r in model_rows], 0) / floor[1])
+        size = len(rows)
+        print(
+            line(
+                f"N = {size} ({repeats} subsets), observables",
+                np.mean(observable_ratios, 0),
+                names,
+                1.5,
+            )
+        )
+        print(
+            line(
+                f"N = {size} ({repeats} subsets), residuals",
+                np.mean(residual_ratios, 0),
+                names,
+                2.0,
+            )
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=("twins", "scaling"))
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--analysis", default="wjets")
+    parser.add_argument("--draws", type=int, default=5, help="DL noise draws (default 5)")
+    parser.add_argument("--resimulations", type=int, default=3, help="twins: K (default 3)")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    parser.add_argument("--subsets", type=int, default=6, help="scaling: subsets per fraction")
+    args = parser.parse_args()
+    analysis = resolve_analysis(args.analysis)
+    if args.mode == "twins":
+        twins(args.files, args.model, args.resimulations, args.draws, analysis)
+    else:
+        scaling(args.files, args.model, args.fractions, args.subsets, args.draws, analysis)
+
+
+if __name__ == "__main__":
+    main()
