@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from floor_reach import counted  # this folder's other study (run as a script, it is on the path)
 
 from coffea_fastsim.analysis.definition import AnalysisDefinition
 from coffea_fastsim.analysis.reading import feature_pairs
@@ -93,11 +94,7 @@ def shifted_ratios(
     sample = load_matched(
         files, Ensemble(model_path, ()), 0, analysis, [resimulation_path(p, 1) for p in files]
     )
-    names = [
-        n
-        for n in analysis.observable_names
-        if not (n.startswith("muon") and n.endswith(("eta", "phi")))
-    ]
+    names = counted(analysis)
     floor_observables, floor_residuals = w1_of_candidate(sample.gen, sample.reco_prime, sample.reco)  # type: ignore[arg-type]
     x_gen = torch.as_tensor(sample.gen.features, dtype=torch.float32)
     for label, offset in (("no shift", np.zeros_like(shift)), ("shifted", shift)):
