@@ -63,21 +63,27 @@ def calibration(model: FlowSurrogate, gen: np.ndarray, reco: np.ndarray, names) 
     with torch.no_grad():
         base = model.base_values(x_gen, torch.as_tensor(reco, dtype=torch.float32)).numpy()
         _, eta, _ = model.coordinates.momenta(x_gen.double())
+        response = model.coordinates.encode(torch.as_tensor(gen), torch.as_tensor(reco)).numpy()
     free = model.free_features.tolist()
     error = 1 / np.sqrt(len(gen))
     print(f"{len(gen)} held-out pairs; standard error of a mean {error:.4f}")
     for i in free:
         print(f"  {names[i]:14s} mean {base[:, i].mean():+.4f}  width {base[:, i].std():.4f}")
-    for k, response in enumerate(r for r in model.coordinates.responses if r.kind == "momentum"):
-        columns = [names.index(f) for f in response.features if names.index(f) in free]
-        print(f"per |eta| bin of the GEN {response.name} (mean / width of {columns} features):")
+    for k, momentum in enumerate(r for r in model.coordinates.responses if r.kind == "momentum"):
+        columns = [names.index(f) for f in momentum.features if names.index(f) in free]
+        print(
+            f"per |eta| bin of the GEN {momentum.name} (base mean / width, "
+            f"and the width of RECO's response, of {columns}):"
+        )
         abs_eta = eta[:, k].abs().numpy()
         for low, high in itertools.pairwise(ETA_EDGES):
             rows = (abs_eta >= low) & (abs_eta < high)
             if rows.sum() < 100:
                 continue
             cells = "  ".join(
-                f"{names[i]} {base[rows, i].mean():+.3f}/{base[rows, i].std():.3f}" for i in columns
+                f"{names[i]} {base[rows, i].mean():+.3f}/{base[rows, i].std():.3f}"
+                f" ({response[rows, i].std():.4f})"
+                for i in columns
             )
             print(f"  {low:.1f}-{high:.1f} ({rows.sum():6d}): {cells}")
     return base.mean(axis=0)

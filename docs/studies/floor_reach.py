@@ -8,6 +8,9 @@ floor is measured K times (RECO^k vs RECO); each re-simulation after the first i
 candidate, scored against the first floor as the validation scores a model; the model's mean
 W1/sigma over its noise draws is scored against the first floor and against the mean floor.
 
+``quantiles``: the quantiles of a few observables in RECO, RECO' and DL (all draws together),
+the differences in units of RECO's standard deviation: where a distribution is too wide.
+
 ``scaling``: test files with one re-simulation. The model's ratio to the floor on random
 subsets of the matched events (a fraction of them, several subsets each): a ratio that the
 detector's own noise makes stays flat, a systematic error of the model grows as sqrt(N).
@@ -193,9 +196,34 @@ def scaling(
         )
 
 
+def quantiles(
+    files: list[Path], model: Path, observables: list[str], draws: int, analysis: AnalysisDefinition
+) -> None:
+    """Quantiles of observables: RECO's, and RECO' and DL (all draws together) minus RECO's,
+    in units of RECO's standard deviation."""
+    sample = load_matched(
+        files, Ensemble(model, ()), 0, analysis, [resimulation_path(p, 1) for p in files]
+    )
+    ids = (sample.run, sample.luminosity_block, sample.event)
+    tables = model_draws(model, sample.gen.features, ids, draws, analysis)
+    levels = np.array([0.001, 0.01, 0.02, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.98, 0.99, 0.999])
+    for name in observables:
+        reco = sample.reco[name]
+        prime = sample.reco_prime[name]  # type: ignore[index]
+        dl = np.concatenate([table[name] for table in tables])
+        sigma = reco.std()
+        print(
+            f"{name} (RECO standard deviation {sigma:.4g}): quantile, RECO, RECO' - RECO, DL - RECO"
+        )
+        for level, r, p, d in zip(
+            levels, *(np.quantile(x, levels) for x in (reco, prime, dl)), strict=True
+        ):
+            print(f"  {level:5.3f} {r:10.4f} {(p - r) / sigma:+.4f} {(d - r) / sigma:+.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("twins", "scaling"))
+    parser.add_argument("mode", choices=("twins", "scaling", "quantiles"))
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--analysis", default="wjets")
@@ -203,12 +231,15 @@ def main() -> None:
     parser.add_argument("--resimulations", type=int, default=3, help="twins: K (default 3)")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     parser.add_argument("--subsets", type=int, default=6, help="scaling: subsets per fraction")
+    parser.add_argument("--observables", nargs="+", default=["jet_log_mass", "mt"])
     args = parser.parse_args()
     analysis = resolve_analysis(args.analysis)
     if args.mode == "twins":
         twins(args.files, args.model, args.resimulations, args.draws, analysis)
-    else:
+    elif args.mode == "scaling":
         scaling(args.files, args.model, args.fractions, args.subsets, args.draws, analysis)
+    else:
+        quantiles(args.files, args.model, args.observables, args.draws, analysis)
 
 
 if __name__ == "__main__":
