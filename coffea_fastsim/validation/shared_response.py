@@ -114,13 +114,17 @@ class SharedResponse:
         return 1.0 / np.sqrt(max(self.n_events, 1))
 
     @property
+    def limit(self) -> float:
+        """The smallest share beyond DL called shared: MIN_SHARED, or five errors if more."""
+        return max(MIN_SHARED, 5.0 * self.error)
+
+    @property
     def shared(self) -> tuple[str, ...]:
-        """The coordinates whose share beyond DL is at least MIN_SHARED and five errors."""
-        limit = max(MIN_SHARED, 5.0 * self.error)
+        """The coordinates whose share beyond DL is at least ``limit``."""
         return tuple(
             label
             for label, value in zip(self.labels, self.beyond_gen, strict=True)
-            if np.isfinite(value) and value >= limit
+            if np.isfinite(value) and value >= self.limit
         )
 
 
@@ -197,7 +201,7 @@ def shared_response_lines(shared: SharedResponse) -> list[str]:
     if shared.shared:
         lines.append(
             "RECO' shares more of RECO's response than DL (by at least "
-            f"{max(MIN_SHARED, 5 * shared.error):.3f}) in: {', '.join(shared.shared)}. The "
+            f"{shared.limit:.3f}) in: {', '.join(shared.shared)}. The "
             "observables built from these coordinates have a floor below what a perfect model "
             "of the GEN features reaches: part of their excess over the floor is GEN "
             "information the features do not hold."
