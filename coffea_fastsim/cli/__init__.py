@@ -144,6 +144,7 @@ def _validate(args: argparse.Namespace) -> None:
         seed=args.seed,
         n_bootstrap=args.bootstrap,
         noise_draws=args.noise_draws,
+        resimulations=args.resimulations,
     )
     result, report = validate(config, args.output, args.figures_dir, parse_formats(args.formats))
     for line in result.summary_lines:

@@ -203,13 +203,13 @@ def _add_validate(subparsers: argparse._SubParsersAction) -> None:
         "--noise-draws", type=int, default=1, metavar="K",
         help="also give W1/sigma over K draws of the DL noise (seeds SEED..SEED+K-1): mean, range",
     )  # fmt: skip
+    parser.add_argument("--resimulations", type=int, default=0, metavar="K", help="instead "
+                        "of --reco-prime: each test file's twins NAME.resim1.root .. "
+                        "NAME.resimK.root (generate --resimulations K); the first is RECO', "
+                        "with K >= 2 the report adds the floor measured with each")  # fmt: skip
     parser.add_argument("-o", "--output", type=Path, required=True, help="markdown report to write")
-    parser.add_argument(
-        "--figures-dir",
-        type=Path,
-        default=None,
-        help="directory of the figures (default: OUTPUT's directory/figures/validation)",
-    )
+    parser.add_argument("--figures-dir", type=Path, default=None, help="directory of the "
+                        "figures (default: OUTPUT's directory/figures/validation)")  # fmt: skip
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the DL noise and the classifier"
     )

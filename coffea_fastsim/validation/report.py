@@ -30,6 +30,7 @@ from coffea_fastsim.validation.figures import (
     plot_double_ratios,
     plot_w1_overview,
 )
+from coffea_fastsim.validation.floor_spread import floor_spread_lines
 from coffea_fastsim.validation.metrics import Agreement, chi2_per_ndf
 from coffea_fastsim.validation.noise_draws import noise_draw_lines
 from coffea_fastsim.validation.residuals import RESIDUAL_CAPTION, RESIDUAL_FIGURES
@@ -224,8 +225,8 @@ def _header(result: ValidationResult, command: str | None) -> list[str]:
         f"- test sample: {_paths(config.test_sample)}, {len(result.sample)} events with a "
         "valid RECO "
         "match" + (" in both RECO and RECO'" if result.floor is not None else ""),
-        f"- RECO' (same GEN events, independent detector seed): {_paths(config.reco_prime)}"
-        if config.reco_prime is not None
+        f"- RECO' (same GEN events, independent detector seed): {_paths(config.floor_files)}"
+        if config.floor_files is not None
         else "- RECO': none (no floor)",
         f"- nominal model: `{result.ensemble.nominal}` (trained on {n_train} events, "
         f"seed {metadata.get('training_config', {}).get('seed', '?')}, best epoch "
@@ -318,8 +319,7 @@ def _classifier(result: ValidationResult, figures: Figures, base: Path) -> list[
 
 def _correlations(result: ValidationResult, figures: Figures, base: Path) -> list[str]:
     summary = result.correlation_summary
-    lines = ["## 4. Correlations", ""]
-    lines.append(f"- max |rho_DL - rho_RECO| = {summary.max_difference:.3f}")
+    lines = ["## 4. Correlations", "", f"- max |rho_DL - rho_RECO| = {summary.max_difference:.3f}"]
     if summary.floor_max_difference is not None:
         lines.append(f"- max |rho_RECO' - rho_RECO| = {summary.floor_max_difference:.3f} (floor)")
     pairs = ", ".join(f"{a}-{b} ({value:+.3f})" for a, b, value in summary.largest)
@@ -440,6 +440,7 @@ def write_report(
         *_scaling(result, figures, base),
         *(noise_draw_lines(result.noise, result.floor) if result.noise is not None else []),
         *(shared_response_lines(result.shared) if result.shared is not None else []),
+        *(floor_spread_lines(result.spread) if result.spread is not None else []),
         *_closing(result),
     ]
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,7 @@ def validation_command(
         ("--seed", config.seed),
         ("--bootstrap", config.n_bootstrap),
         ("--noise-draws", config.noise_draws if config.noise_draws > 1 else None),
+        ("--resimulations", config.resimulations or None),
         ("--formats", ",".join(formats)),
     ]
     words = ["coffea-fastsim", "validate", *map(str, config.test_samples)]

@@ -11,7 +11,8 @@ the same events) and a model (optionally an ensemble of models trained with othe
 6. optionally, the double ratio of a test sample five times larger than the training sample,
 7. with several DL noise draws, the spread of their W1/sigma,
 8. with RECO', the share of RECO's detector response that RECO' has beyond the GEN features
-   (the reach of the floor).
+   (the reach of the floor),
+9. with several re-simulations, the floor measured with each: its own spread.
 
 Every comparison of the model (DL vs RECO) is made the same way for the floor (RECO' vs
 RECO). The matched events and DL come from :mod:`coffea_fastsim.validation.samples`, the
@@ -40,6 +41,13 @@ from coffea_fastsim.validation.comparison import (
     correlation_matrix,
     double_ratio,
     histogram_keys,
+)
+from coffea_fastsim.validation.floor_spread import (
+    FloorSpread,
+    floor_spread,
+    floor_spread_summary,
+    twin_path,
+    twin_paths,
 )
 from coffea_fastsim.validation.noise_draws import NoiseDraws, noise_draw_summary, noise_draws
 from coffea_fastsim.validation.samples import MatchedSample, load_matched
@@ -76,6 +84,10 @@ class ValidationConfig:
         noise_draws: draws of the DL noise (seeds ``seed`` … ``seed + noise_draws - 1``)
             whose W1/sigma the report gives as mean and range (``noise_draws``); 1: only
             the draw of ``seed``.
+        resimulations: K >= 1 instead of ``reco_prime``: the twins NAME.resim1.root …
+            NAME.resimK.root of every test file (``generate --resimulations K``); the first
+            is RECO', and with K >= 2 the report adds the floor's own spread
+            (``floor_spread``). 0: none.
         analysis: the analysis definition (name, ``path/to/file.py:NAME`` or definition),
             resolved when the configuration is made (``definition``); the models must be
             trained for it.
@@ -89,6 +101,7 @@ class ValidationConfig:
     seed: int = 0
     n_bootstrap: int = 200
     noise_draws: int = 1
+    resimulations: int = 0
     analysis: str | AnalysisDefinition = DEFAULT_ANALYSIS
     _definition: AnalysisDefinition = field(init=False, repr=False, compare=False)
 
@@ -96,6 +109,12 @@ class ValidationConfig:
         object.__setattr__(self, "_definition", resolve_analysis(self.analysis))
         if self.noise_draws < 1:
             raise ValueError(f"noise_draws must be at least 1, got {self.noise_draws}")
+        if self.resimulations < 0:
+            raise ValueError(f"resimulations must be 0 or more, got {self.resimulations}")
+        if self.resimulations and self.reco_prime is not None:
+            raise ValueError(
+                "give the floor's files as reco_prime or as resimulations (their names), not both"
+            )
         for name in ("test_sample", "reco_prime"):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
@@ -106,6 +125,15 @@ class ValidationConfig:
         """The test files, in order."""
         sample = self.test_sample
         return tuple(sample) if isinstance(sample, tuple) else (sample,)
+
+    @property
+    def floor_files(self) -> Path | tuple[Path, ...] | None:
+        """RECO' of every test file: ``reco_prime``, or the first re-simulations that
+        ``resimulations`` names; None: no floor."""
+        if not self.resimulations:
+            return self.reco_prime
+        first = tuple(twin_path(f, 1) for f in self.test_samples)
+        return first[0] if len(first) == 1 else first
 
     @property
     def definition(self) -> AnalysisDefinition:
@@ -272,6 +300,8 @@ class ValidationResult:
         noise: W1/sigma over the DL noise draws; None with one draw.
         shared: what RECO' shares with RECO's detector response beyond the GEN features
             (``shared_response``); None without RECO'.
+        spread: the floor measured with each re-simulation (``floor_spread``); None with
+            fewer than two.
     """
 
     config: ValidationConfig
@@ -290,6 +320,7 @@ class ValidationResult:
     sample_process: str
     noise: NoiseDraws | None = None
     shared: SharedResponse | None = None
+    spread: FloorSpread | None = None
 
     @property
     def training_process(self) -> str:
@@ -324,6 +355,8 @@ class ValidationResult:
                 "RECO' shares RECO's response beyond the GEN features (a perfect model of "
                 f"them lies above the floor) in: {', '.join(self.shared.shared)}"
             )
+        if self.spread is not None:
+            lines.append(floor_spread_summary(self.spread))
         return lines
 
     @property
@@ -365,7 +398,8 @@ def run_validation(config: ValidationConfig) -> ValidationResult:
     if config.ensemble is not None:
         ensemble = Ensemble(ensemble.nominal, resolve_ensemble(config.ensemble).members)
     analysis = config.definition
-    sample = load_matched(config.test_sample, ensemble, config.seed, analysis, config.reco_prime)
+    twins = twin_paths(config.test_samples, config.resimulations) if config.resimulations else None
+    sample = load_matched(config.test_sample, ensemble, config.seed, analysis, config.floor_files)
     model = compare(sample.gen, sample.dl, sample.reco, sample.dl_members)
     model_classifier = _classifier(sample, sample.dl, config)
     correlations = {"reco": correlation_matrix(sample.reco), "dl": correlation_matrix(sample.dl)}
@@ -398,4 +432,16 @@ def run_validation(config: ValidationConfig) -> ValidationResult:
             else None
         ),
         shared=shared,
+        spread=(
+            floor_spread(
+                config.test_samples,
+                twins,
+                ensemble.nominal,
+                config.seed,
+                config.noise_draws,
+                analysis,
+            )
+            if twins is not None and config.resimulations >= 2
+            else None
+        ),
     )
