@@ -13,7 +13,6 @@ from samples import copy_sample
 
 from coffea_fastsim.analysis.reading import InputFileError
 from coffea_fastsim.analysis.wjets import WJETS
-from coffea_fastsim.sim.generation import resimulation_path
 from coffea_fastsim.surrogate.ensemble import Ensemble
 from coffea_fastsim.validation.floor_spread import (
     EXACT_FLOOR,
@@ -67,6 +66,8 @@ def matched(test_file: Path, embedded_model: Path):
 @pytest.mark.parametrize("name", ["test.root", "dir/w+jet.root", "sample.v2.root"])
 @pytest.mark.parametrize("k", [1, 3])
 def test_twins_are_named_as_the_generator_writes_them(name: str, k: int):
+    from coffea_fastsim.sim.generation import resimulation_path
+
     assert twin_path(Path(name), k) == resimulation_path(Path(name), k)
 
 
@@ -150,6 +151,7 @@ def test_the_configuration_takes_one_kind_of_floor(test_file: Path, embedded_mod
     assert config.floor_files == (twin_path(test_file, 1), twin_path(test_file, 1))
 
 
+@pytest.mark.slow
 def test_the_validation_reports_the_spread(test_file: Path, embedded_model: Path, tmp_path):
     from coffea_fastsim.validation.run import validate
 

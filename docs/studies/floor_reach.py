@@ -1,12 +1,9 @@
 """How far the RECO' floor is reachable: its own spread, and how a model's ratio to it grows
 with the number of test events.
 
-Two measurements (docs/validation.md, "How far the floor is reachable"):
-
-``twins``: test files with K >= 2 re-simulations each (``generate --resimulations K``). The
-floor is measured K times (RECO^k vs RECO); each re-simulation after the first is a perfect
-candidate, scored against the first floor as the validation scores a model; the model's mean
-W1/sigma over its noise draws is scored against the first floor and against the mean floor.
+Two measurements (docs/validation.md, "How far the floor is reachable"); the floor's own
+spread over K re-simulations, first measured here, is section 9 of every report made with
+``validate --resimulations K``:
 
 ``quantiles``: the quantiles of a few observables in RECO, RECO' and DL (all draws together),
 the differences in units of RECO's standard deviation: where a distribution is too wide.
@@ -15,8 +12,6 @@ the differences in units of RECO's standard deviation: where a distribution is t
 subsets of the matched events (a fraction of them, several subsets each): a ratio that the
 detector's own noise makes stays flat, a systematic error of the model grows as sqrt(N).
 
-    python docs/studies/floor_reach.py twins samples/scale/w3/test-01.root \
-        samples/scale/w3/test-02.root --model data/wjets_model.pt --resimulations 3
     python docs/studies/floor_reach.py scaling samples/scale/w/test-01.root \
         samples/scale/w/test-02.root --model data/wjets_model.pt
 """
@@ -30,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from coffea_fastsim.analysis.definition import AnalysisDefinition
-from coffea_fastsim.analysis.reading import read_features
 from coffea_fastsim.analysis.registry import resolve_analysis
 from coffea_fastsim.analysis.table import ObservableTable
 from coffea_fastsim.sim.generation import resimulation_path
@@ -77,74 +71,6 @@ def model_draws(
 def line(label: str, ratios: np.ndarray, names: list[str], limit: float) -> str:
     values = " ".join(f"{n}={v:.2f}" for n, v in zip(names, ratios, strict=True))
     return f"{label}: {(ratios > limit).sum()} above {limit}x | {values}"
-
-
-def twins(
-    files: list[Path], model: Path, resimulations: int, draws: int, analysis: AnalysisDefinition
-) -> None:
-    names = counted(analysis)
-    parts = []
-    for path in files:
-        base = read_features(path, analysis)
-        passes = [
-            read_features(resimulation_path(path, k), analysis) for k in range(1, resimulations + 1)
-        ]
-        for twin in passes:
-            if not np.array_equal(twin.event, base.event):
-                raise SystemExit(f"{path}: its re-simulations hold other events")
-        valid = base.reco_valid & np.all([twin.reco_valid for twin in passes], axis=0)
-        parts.append((base, passes, valid))
-    gen = np.concatenate([base.gen[v] for base, _, v in parts])
-    reco = ObservableTable.of(np.concatenate([base.reco[v] for base, _, v in parts]), analysis)
-    gen_table = ObservableTable.of(gen, analysis)
-    ids = [
-        np.concatenate([getattr(base, key)[v] for base, _, v in parts])
-        for key in ("run", "luminosity_block", "event")
-    ]
-    floors = [
-        w1_rows(
-            gen_table,
-            ObservableTable.of(np.concatenate([p[k].reco[v] for _, p, v in parts]), analysis),
-            reco,
-            names,
-        )
-        for k in range(resimulations)
-    ]
-    observable_floors = np.array([f[0] for f in floors])
-    residual_floors = np.array([f[1] for f in floors])
-    print(f"{len(gen)} events valid in RECO and its {resimulations} re-simulations")
-    spread = observable_floors.std(0, ddof=1) / observable_floors.mean(0)
-    print(
-        "floor spread (sd / mean over the floors):",
-        " ".join(f"{n}={v:.2f}" for n, v in zip(names, spread, strict=True)),
-    )
-    for k in range(1, resimulations):
-        print(
-            line(
-                f"RECO^{k + 1} / first floor, observables",
-                observable_floors[k] / observable_floors[0],
-                names,
-                1.5,
-            )
-        )
-        print(
-            line(
-                f"RECO^{k + 1} / first floor, residuals",
-                residual_floors[k] / residual_floors[0],
-                names,
-                2.0,
-            )
-        )
-    tables = model_draws(model, gen, ids, draws, analysis)
-    rows = [w1_rows(gen_table, table, reco, names) for table in tables]
-    observables = np.mean([r[0] for r in rows], 0)
-    residuals = np.mean([r[1] for r in rows], 0)
-    print(line("model / first floor, observables", observables / observable_floors[0], names, 1.5))
-    print(
-        line("model / mean floor, observables", observables / observable_floors.mean(0), names, 1.5)
-    )
-    print(line("model / first floor, residuals", residuals / residual_floors[0], names, 2.0))
-    print(line("model / mean floor, residuals", residuals / residual_floors.mean(0), names, 2.0))
 
 
 def scaling(
@@ -223,20 +149,17 @@ def quantiles(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("twins", "scaling", "quantiles"))
+    parser.add_argument("mode", choices=("scaling", "quantiles"))
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--analysis", default="wjets")
     parser.add_argument("--draws", type=int, default=5, help="DL noise draws (default 5)")
-    parser.add_argument("--resimulations", type=int, default=3, help="twins: K (default 3)")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     parser.add_argument("--subsets", type=int, default=6, help="scaling: subsets per fraction")
     parser.add_argument("--observables", nargs="+", default=["jet_log_mass", "mt"])
     args = parser.parse_args()
     analysis = resolve_analysis(args.analysis)
-    if args.mode == "twins":
-        twins(args.files, args.model, args.resimulations, args.draws, analysis)
-    elif args.mode == "scaling":
+    if args.mode == "scaling":
         scaling(args.files, args.model, args.fractions, args.subsets, args.draws, analysis)
     else:
         quantiles(args.files, args.model, args.observables, args.draws, analysis)
