@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from coffea_fastsim.analysis.definition import AnalysisDefinition
+from coffea_fastsim.analysis.features import EventFeatures
 from coffea_fastsim.analysis.reading import InputFileError, read_features
 from coffea_fastsim.analysis.table import ObservableTable
 from coffea_fastsim.surrogate.inference import SurrogateEngine
@@ -112,14 +113,19 @@ class FloorSpread:
         """The observables the limits count: those whose mean floor is not exact."""
         return tuple(n for n, v in self.observables.items() if v.mean() >= EXACT_FLOOR)
 
-    def _floors(self, attribute: str) -> dict[str, np.ndarray]:
+    def floors(self, attribute: str) -> dict[str, np.ndarray]:
+        """The K floors of the observables (``attribute="observables"``) or of their
+        residuals (``"residuals"``)."""
         return self.observables if attribute == "observables" else self.residuals
+
+    def model(self, attribute: str) -> dict[str, float]:
+        """The model's mean W1/sigma of the observables or of their residuals."""
+        return self.model_observables if attribute == "observables" else self.model_residuals
 
     def model_over_floor(self, attribute: str, reference: str) -> dict[str, float]:
         """The model's W1/sigma over the first floor (``reference="first"``) or over the mean
         of the floors (``"mean"``), per counted observable."""
-        model = self.model_observables if attribute == "observables" else self.model_residuals
-        floors = self._floors(attribute)
+        model, floors = self.model(attribute), self.floors(attribute)
         return {
             name: model[name] / (floors[name][0] if reference == "first" else floors[name].mean())
             for name in self.counted
@@ -130,12 +136,15 @@ class FloorSpread:
         observable."""
         if not 2 <= k <= self.resimulations:
             raise ValueError(f"k must be in 2 … {self.resimulations}, got {k}")
-        floors = self._floors(attribute)
+        floors = self.floors(attribute)
         return {name: floors[name][k - 1] / floors[name][0] for name in self.counted}
 
 
-def _common_rows(test_file: Path, twins: Sequence[Path], analysis: AnalysisDefinition):
-    """The test file's events valid in RECO and every twin, and each twin's RECO of them."""
+def _common_rows(
+    test_file: Path, twins: Sequence[Path], analysis: AnalysisDefinition
+) -> tuple[EventFeatures, np.ndarray, list[np.ndarray]]:
+    """The test file's features, the rows of its events valid in RECO and every twin, and
+    each twin's RECO features of them, shape (n, n_features)."""
     features = read_features(test_file, analysis)
     if not features.has_reco:
         raise InputFileError(f"{test_file} has no RECO collections: cannot validate")
@@ -295,8 +304,7 @@ def floor_spread_lines(spread: FloorSpread) -> list[str]:
         ("observables", "observable", OBSERVABLE_LIMIT),
         ("residuals", "relative residual", RESIDUAL_LIMIT),
     ):
-        floors = spread.observables if attribute == "observables" else spread.residuals
-        model = spread.model_observables if attribute == "observables" else spread.model_residuals
+        floors, model = spread.floors(attribute), spread.model(attribute)
         first = spread.model_over_floor(attribute, "first")
         mean = spread.model_over_floor(attribute, "mean")
         twins = {
