@@ -108,15 +108,18 @@ def test_one_pass_log_prob_is_the_change_of_variables(groups) -> None:
         torch.testing.assert_close(log_prob[i], expected, atol=1e-4, rtol=1e-4)
 
 
+def _context_and_noise(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n rows of a standard normal context (3 columns) and base noise (5), drawn in that
+    order from one generator seeded with ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, generator=generator), torch.randn(n, 5, generator=generator)
+
+
 @pytest.mark.parametrize("groups", GROUPS, ids=["one-group", "three-groups"])
 def test_one_pass_sampling_is_row_by_row(groups) -> None:
     """Any block of rows gives the same bits (the engine's chunk invariance)."""
     flow = _random_flow(groups=groups)
-    generator = torch.Generator().manual_seed(3)
-    context, eps = (
-        torch.randn(3000, 3, generator=generator),
-        torch.randn(3000, 5, generator=generator),
-    )
+    context, eps = _context_and_noise(3000, seed=3)
     with torch.no_grad():
         whole = flow.sample(context, eps)
         parts = torch.cat(
@@ -130,11 +133,7 @@ def test_one_pass_sampling_is_row_by_row(groups) -> None:
 def test_base_inverts_the_sampler(groups) -> None:
     """base(sample(eps)) = eps: the base sample of a drawn x is the one it was drawn from."""
     flow = _random_flow(groups=groups)
-    generator = torch.Generator().manual_seed(4)
-    context, eps = (
-        torch.randn(500, 3, generator=generator),
-        torch.randn(500, 5, generator=generator),
-    )
+    context, eps = _context_and_noise(500, seed=4)
     with torch.no_grad():
         x = flow.sample(context, eps)
         z = flow.base(x, context)
